@@ -1,0 +1,36 @@
+"""`dcgan` console script: dispatches `dcgan <command> [--flags]` to one absl main."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("keras_dcgan.cli.train", "train a DCGAN into a run folder (default: digits, CPU)"),
+    "sample": ("keras_dcgan.cli.sample", "render a PNG grid from a trained run folder"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: dcgan <command> [--flags]   (dcgan <command> --help for its flags)", ""]
+    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def run(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(usage())
+        sys.exit(0 if len(argv) >= 2 else 2)
+    command = argv[1]
+    if command not in COMMANDS:
+        print(f"dcgan: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(COMMANDS[command][0])
+    from absl import app
+
+    app.run(module.main, argv=[f"dcgan {command}", *argv[2:]])
+
+
+if __name__ == "__main__":
+    run()

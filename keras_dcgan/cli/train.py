@@ -1,0 +1,52 @@
+"""`dcgan train`: parse flags, call `keras_dcgan.training.train`."""
+
+from __future__ import annotations
+
+import sys
+
+from absl import flags
+
+from keras_dcgan.config import PRESETS
+from keras_dcgan.training.strategy import STRATEGIES
+
+_PRESET = flags.DEFINE_enum("preset", "digits32", list(PRESETS), "Named configuration.")
+_DATASET = flags.DEFINE_string("dataset", None, "Image source (default: the preset's).")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Image side, a power of two (16-1024).")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size.")
+_EPOCHS = flags.DEFINE_integer("epochs", None, "Total epochs (a continued run counts its own).")
+_STEPS = flags.DEFINE_integer("steps", None, "Total iterations instead of epochs.")
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", "runs/dcgan", "Run folder; an existing one is continued from its checkpoint."
+)
+_STRATEGY = flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "tf.distribute strategy.")
+_SEED = flags.DEFINE_integer("seed", None, "Seed of weights, noise and shuffling.")
+_SYNC_BN = flags.DEFINE_boolean(
+    "sync_batch_norm", None, "All-reduce BatchNorm statistics over replicas."
+)
+_NUM_PREVIEW = flags.DEFINE_integer("num_preview", None, "Images in the per-epoch sample grid.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise SystemExit(f"dcgan train: unexpected arguments {argv[1:]}")
+    # Imported here so that `--help` answers without loading TensorFlow.
+    from keras_dcgan.config import get_config
+    from keras_dcgan.training import train
+
+    try:
+        config = get_config(
+            _PRESET.value,
+            dataset=_DATASET.value,
+            image_size=_IMAGE_SIZE.value,
+            batch_size=_BATCH_SIZE.value,
+            epochs=_EPOCHS.value,
+            steps=_STEPS.value,
+            seed=_SEED.value,
+            synchronized_batch_norm=_SYNC_BN.value,
+            num_preview=_NUM_PREVIEW.value,
+        )
+        result = train(config, _MODEL_DIR.value, strategy=_STRATEGY.value)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"dcgan train: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"Trained {result.steps} steps into {result.model_dir}")

@@ -1,0 +1,258 @@
+"""Experiment configuration: frozen dataclasses and the named presets.
+
+A `Config` is the whole description of a run. `get_config("paper64")` returns a preset;
+`config.with_overrides(image_size=128, batch_size=64)` returns a changed copy (each key goes to
+the section that owns it), validated again. `Config.to_dict()` / `Config.from_dict()` are what the
+run folder's `config.json` holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+Z_PRIORS = ("uniform", "normal")
+G_ACTIVATIONS = ("relu", "leaky_relu", "elu")
+MIN_IMAGE_SIZE = 16
+MAX_IMAGE_SIZE = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the generator and the discriminator.
+
+    Attributes:
+        image_size: side of the square images, a power of two from 16 to 1024. G starts at 4x4 and
+            doubles `log2(image_size) - 2` times; D halves as many times down to 4x4.
+        channels: 1 (grayscale) or 3 (RGB).
+        z_dim: size of the latent vector z.
+        z_prior: "uniform" (the paper: U[-1, 1]) or "normal" (N(0, 1)).
+        base_width: channels of G's last hidden layer and of D's first layer; each layer further
+            from the image doubles it (paper64: 128 gives G 1024-512-256-128).
+        max_width: optional cap on any layer's width (useful at 128 px and above).
+        kernel_size: side of every convolution kernel (paper: 5, pytorch/examples: 4).
+        batch_norm: BatchNorm in G and D except G's output and D's input layer (the paper's rule);
+            False is the paper's ablation.
+        synchronized_batch_norm: all-reduce BatchNorm statistics over replicas, so that a
+            multi-replica step equals a single-device step on the same global batch.
+        g_activation: hidden activation of G ("relu" in the paper).
+        d_leaky_slope: negative slope of D's LeakyReLU (0.2 in the paper).
+        init_stddev: standard deviation of the N(0, s) weight initialisation (0.02).
+        bn_momentum: BatchNorm moving-average momentum (Keras convention: 0.9 keeps 90%).
+        bn_epsilon: BatchNorm epsilon.
+    """
+
+    image_size: int = 64
+    channels: int = 3
+    z_dim: int = 100
+    z_prior: str = "uniform"
+    base_width: int = 128
+    max_width: int | None = None
+    kernel_size: int = 5
+    batch_norm: bool = True
+    synchronized_batch_norm: bool = False
+    g_activation: str = "relu"
+    d_leaky_slope: float = 0.2
+    init_stddev: float = 0.02
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+
+    def __post_init__(self) -> None:
+        size = self.image_size
+        if not isinstance(size, int) or size < 1 or size & (size - 1):
+            raise ValueError(f"image_size must be a power of two; got {size!r}.")
+        if not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}; got {size}."
+            )
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3; got {self.channels!r}.")
+        if self.z_prior not in Z_PRIORS:
+            raise ValueError(f"z_prior must be one of {Z_PRIORS}; got {self.z_prior!r}.")
+        if self.g_activation not in G_ACTIVATIONS:
+            raise ValueError(
+                f"g_activation must be one of {G_ACTIVATIONS}; got {self.g_activation!r}."
+            )
+        for name in ("z_dim", "base_width", "kernel_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        if self.max_width is not None and self.max_width < 1:
+            raise ValueError(f"max_width must be a positive integer; got {self.max_width!r}.")
+        if not self.init_stddev > 0:
+            raise ValueError(f"init_stddev must be positive; got {self.init_stddev!r}.")
+
+    @property
+    def num_scales(self) -> int:
+        """Number of stride-2 layers in G (and in D): log2(image_size) - 2."""
+        return int(math.log2(self.image_size)) - 2
+
+    def _width(self, doublings: int) -> int:
+        width = self.base_width * 2**doublings
+        return width if self.max_width is None else min(width, self.max_width)
+
+    @property
+    def g_widths(self) -> tuple[int, ...]:
+        """Channels of G's hidden layers from the 4x4 projection upwards."""
+        n = self.num_scales
+        return tuple(self._width(n - 1 - i) for i in range(n))
+
+    @property
+    def d_widths(self) -> tuple[int, ...]:
+        """Channels of D's convolutions from the image downwards (ends at 4x4)."""
+        return tuple(self._width(i) for i in range(self.num_scales))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Attributes:
+        batch_size: the GLOBAL batch, split over replicas (paper: 128).
+        learning_rate, beta_1, beta_2: Adam for both G and D (paper: 2e-4, 0.5; 0.9 blurs).
+        epochs: passes over the data; ignored when `steps` is set.
+        steps: total number of training iterations (one D update + one G update each).
+        seed: seeds weight initialisation, noise and data shuffling.
+        steps_per_execution: iterations per compiled call (forced to 1 with several replicas).
+        num_preview: images in the per-epoch sample grid, drawn from fixed seeds 0..n-1.
+        checkpoints_to_keep: how many checkpoints the run folder keeps.
+    """
+
+    batch_size: int = 128
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    epochs: int = 5
+    steps: int | None = None
+    seed: int = 0
+    steps_per_execution: int = 1
+    num_preview: int = 64
+    checkpoints_to_keep: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "epochs", "steps_per_execution", "num_preview"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise ValueError(f"steps must be a positive integer; got {self.steps!r}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive; got {self.learning_rate!r}.")
+        for name in ("beta_1", "beta_2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1); got {getattr(self, name)!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole experiment: preset name, dataset name, model and training settings."""
+
+    preset: str
+    dataset: str
+    model: ModelConfig
+    train: TrainConfig
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        """Returns a copy with fields replaced; keys may name `dataset` or any model/train field.
+
+        `None` values are ignored, so CLI flags left unset keep the preset's value.
+        """
+        top, model, train = {}, {}, {}
+        model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key in ("dataset", "preset"):
+                top[key] = value
+            elif key in model_fields:
+                model[key] = value
+            elif key in train_fields:
+                train[key] = value
+            else:
+                raise ValueError(f"Unknown config field {key!r}.")
+        return dataclasses.replace(
+            self,
+            model=dataclasses.replace(self.model, **model),
+            train=dataclasses.replace(self.train, **train),
+            **top,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Config:
+        return cls(
+            preset=d["preset"],
+            dataset=d["dataset"],
+            model=ModelConfig(**d["model"]),
+            train=TrainConfig(**d["train"]),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return cls.from_dict(json.loads(text))
+
+
+def _paper64() -> Config:
+    # Radford et al. LSUN / faces model: G 1024-512-256-128, 5x5 kernels, batch 128.
+    return Config("paper64", "lsun_bedroom", ModelConfig(), TrainConfig())
+
+
+def _paper32() -> Config:
+    # ImageNet-1k 32x32: D 256-512-1024 gives the paper's 28,672 pooled feature dimensions.
+    return Config(
+        "paper32",
+        "imagenet_resized/32x32",
+        ModelConfig(image_size=32, base_width=256),
+        TrainConfig(),
+    )
+
+
+def _half64() -> Config:
+    # The widely used half width model of pytorch/examples: 512-256-128-64, 4x4 kernels.
+    return Config(
+        "half64", "lsun_bedroom", ModelConfig(base_width=64, kernel_size=4), TrainConfig()
+    )
+
+
+def _digits32() -> Config:
+    # The embedded offline default: scikit-learn's 8x8 digits resized to 32x32 grayscale.
+    return Config(
+        "digits32",
+        "digits",
+        ModelConfig(image_size=32, channels=1, base_width=64, kernel_size=4),
+        TrainConfig(batch_size=64, epochs=100),
+    )
+
+
+def _tiny() -> Config:
+    # For tests: a few thousand parameters.
+    return Config(
+        "tiny",
+        "digits",
+        ModelConfig(image_size=32, channels=3, z_dim=16, base_width=8, kernel_size=4),
+        TrainConfig(batch_size=8, epochs=1, num_preview=16),
+    )
+
+
+PRESETS = {
+    "paper64": _paper64,
+    "paper32": _paper32,
+    "half64": _half64,
+    "digits32": _digits32,
+    "tiny": _tiny,
+}
+
+
+def get_config(preset: str, **overrides: Any) -> Config:
+    """Returns the named preset, with `overrides` applied (see `Config.with_overrides`)."""
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    return PRESETS[preset]().with_overrides(**overrides)

@@ -1,0 +1,59 @@
+"""Image conversions at the package's edges and sample grids.
+
+Inside the package images are float32 NHWC in [-1, 1]; at the edges (files, serving, metrics)
+they are uint8 in [0, 255].
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images) -> np.ndarray:
+    """float [-1, 1] -> uint8 [0, 255] (values outside [-1, 1] are clipped)."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def to_model_range(images) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return np.asarray(images, dtype=np.float32) / 127.5 - 1.0
+
+
+def make_grid(images, columns: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tiles N images (NHWC, float in [-1, 1] or uint8) into one uint8 HxWxC grid.
+
+    `columns` defaults to ceil(sqrt(N)); cells are separated by `padding` black pixels.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise ValueError(f"make_grid expects a non-empty NHWC batch; got shape {images.shape}.")
+    if images.dtype != np.uint8:
+        images = to_uint8(images)
+    n, h, w, c = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    grid = np.zeros(
+        (rows * (h + padding) + padding, columns * (w + padding) + padding, c), np.uint8
+    )
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y : y + h, x : x + w] = image
+    return grid
+
+
+def save_grid(images, path: str | os.PathLike, columns: int | None = None) -> str:
+    """Writes `make_grid(images)` as a PNG (atomically: a reader never sees half a file)."""
+    grid = make_grid(images, columns)
+    picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    picture.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path

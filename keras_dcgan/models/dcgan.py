@@ -1,0 +1,299 @@
+"""The DCGAN `keras.Model`: owns G and D, the noise SeedGenerator, and the train step."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_dcgan import latent, losses
+from keras_dcgan.models.discriminator import Discriminator
+from keras_dcgan.models.generator import Generator
+
+
+def default_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999):
+    """The paper's Adam (lr 2e-4, beta1 0.5)."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+
+@keras.saving.register_keras_serializable(package="keras_dcgan")
+class DCGAN(keras.Model):
+    """A generator and a discriminator trained adversarially with `fit()`.
+
+    One training iteration (`train_step`), on a batch of real images x:
+      1. z ~ prior; fake = G(z) (training mode, recorded for G's gradient).
+      2. D update: real and fake batches in SEPARATE forward passes (BatchNorm statistics per
+         batch, as the paper; one concatenated batch gives a D that wins everything), loss
+         -log D(x) - log(1 - D(G(z))).
+      3. G update: the just-updated D judges the same fakes; non-saturating loss -log D(G(z)).
+         Only G's weight gradients are requested, so TF never computes D's (about 10% saved).
+    Losses are computed from logits. Metrics: d_loss, g_loss, d_real = mean D(x),
+    d_fake = mean D(G(z)) (before the D update).
+
+    Under `tf.distribute`, each replica draws the noise of the whole global batch from the same
+    seed state and keeps its own slice, so a step on N replicas sees exactly the noise of a step on
+    one device (and replicas never share noise); losses are divided by the global batch once.
+
+    Args:
+        generator: a `Generator` (or its serialized config).
+        discriminator: a `Discriminator` of the same image size and channels.
+        z_prior: "uniform" (U[-1, 1], the paper) or "normal".
+        seed: seed of the training noise.
+
+    Example:
+    ```python
+    gan = DCGAN(Generator(...), Discriminator(...), seed=0)
+    gan.compile()  # Adam(2e-4, beta_1=0.5) for both
+    gan.fit(images_dataset, epochs=5)
+    samples = gan.sample(seeds=range(64))  # float32 [64, H, W, C] in [-1, 1]
+    ```
+    """
+
+    def __init__(self, generator, discriminator, z_prior: str = "uniform", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(generator, dict):
+            generator = keras.saving.deserialize_keras_object(generator)
+        if isinstance(discriminator, dict):
+            discriminator = keras.saving.deserialize_keras_object(discriminator)
+        if (generator.image_size, generator.channels) != (
+            discriminator.image_size,
+            discriminator.channels,
+        ):
+            raise ValueError(
+                "Generator and discriminator disagree on the image shape: "
+                f"G makes {generator.image_size}px x {generator.channels}, "
+                f"D takes {discriminator.image_size}px x {discriminator.channels}."
+            )
+        if z_prior not in latent.PRIORS:
+            raise ValueError(f"Unknown z_prior {z_prior!r}; use one of {latent.PRIORS}.")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.z_prior = z_prior
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        self.g_optimizer = None
+        self.d_optimizer = None
+
+    @classmethod
+    def from_model_config(cls, mc, seed=None) -> DCGAN:
+        """Builds the DCGAN that a `keras_dcgan.config.ModelConfig` describes."""
+        return cls(
+            Generator.from_model_config(mc, name="generator"),
+            Discriminator.from_model_config(mc, name="discriminator"),
+            z_prior=mc.z_prior,
+            seed=seed,
+        )
+
+    # ----------------------------------------------------------------------------- shapes
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        g = self.generator
+        return (g.image_size, g.image_size, g.channels)
+
+    # ------------------------------------------------------------------ build and compile
+    def build(self, input_shape=None):
+        """Creates G's and D's variables (and the optimizers', once compiled).
+
+        Call inside `strategy.scope()` before `fit()` under tf.distribute: a lazily built model
+        fails there with "You must feed a value for placeholder tensor".
+        """
+        self.generator.build()
+        self.discriminator.build()
+        self.built = True
+        self._build_optimizers()
+
+    def _build_optimizers(self):
+        if not self.built:
+            return
+        if self.g_optimizer is not None and not self.g_optimizer.built:
+            self.g_optimizer.build(self.generator.trainable_variables)
+        if self.d_optimizer is not None and not self.d_optimizer.built:
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
+        """Sets the two optimizers (default: the paper's Adam for each).
+
+        `kwargs` go to `keras.Model.compile` (e.g. `steps_per_execution`, `run_eagerly`); it
+        gets `optimizer=None`, because its default would create and save a stray RMSprop.
+        """
+        for key in ("optimizer", "loss", "metrics"):
+            if key in kwargs:
+                raise ValueError(
+                    f"DCGAN.compile() takes g_optimizer and d_optimizer, not {key!r}: the losses "
+                    "and metrics are fixed by the train step."
+                )
+        kwargs.setdefault("jit_compile", False)
+        keras.Model.compile(self, optimizer=None, **kwargs)
+        self.g_optimizer = keras.optimizers.get(g_optimizer or default_optimizer())
+        self.d_optimizer = keras.optimizers.get(d_optimizer or default_optimizer())
+        if self.g_optimizer is self.d_optimizer:
+            raise ValueError("G and D need two distinct optimizer instances.")
+        self._gan_compile_kwargs = {k: kwargs[k] for k in ("steps_per_execution",) if k in kwargs}
+        self._build_optimizers()
+
+    def get_compile_config(self):
+        if self.g_optimizer is None:
+            return {}
+        return {
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            **self._gan_compile_kwargs,
+        }
+
+    def compile_from_config(self, config):
+        if not config:
+            return
+        self.compile(
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            **{k: v for k, v in config.items() if k not in ("g_optimizer", "d_optimizer")},
+        )
+
+    def get_build_config(self):
+        return {"built": bool(self.built)}
+
+    def build_from_config(self, config):
+        if config.get("built"):
+            self.build()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            generator=keras.saving.serialize_keras_object(self.generator),
+            discriminator=keras.saving.serialize_keras_object(self.discriminator),
+            z_prior=self.z_prior,
+            seed=self.seed,
+        )
+        return config
+
+    # The noise SeedGenerator's state is not a layer variable, so `.keras` files would drop it;
+    # save it too, so that training resumed from a saved model draws the same noise.
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["noise_seed_state"] = self.seed_generator.state.numpy()
+
+    def load_own_variables(self, store):
+        own = self._trainable_variables + self._non_trainable_variables
+        for i, variable in enumerate(own):
+            variable.assign(store[f"{i}"])
+        if "noise_seed_state" in store:
+            self.seed_generator.state.assign(store["noise_seed_state"])
+
+    # ----------------------------------------------------------------------------- sampling
+    def call(self, z, training=False):
+        """G(z): float32 [N, z_dim] -> images float32 [N, H, W, C] in [-1, 1]."""
+        return self.generator(z, training=training)
+
+    def sample(self, num: int | None = None, seeds=None) -> tf.Tensor:
+        """Images from integer seeds (default: seeds 0..num-1), BatchNorm in inference mode."""
+        if seeds is None:
+            if num is None:
+                raise ValueError("Give the number of samples or their seeds.")
+            seeds = range(num)
+        z = latent.latents_from_seeds(list(seeds), self.z_dim, self.z_prior)
+        return self.generator(z, training=False)
+
+    # ------------------------------------------------------------------------- training
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def _real_images(self, data):
+        """The image tensor of a batch: images, (images, labels...), or {'image': ...}."""
+        if isinstance(data, dict):
+            if "image" not in data:
+                raise ValueError(
+                    f"Dataset elements are dicts without an 'image' key (keys: {sorted(data)})."
+                )
+            data = data["image"]
+        elif isinstance(data, (tuple, list)):
+            data = data[0]
+        images = data
+        expected = self.image_shape
+        if not images.dtype.is_floating:
+            raise ValueError(
+                f"Expected float images in [-1, 1]; got dtype {images.dtype.name}. Scale them "
+                "with keras_dcgan.images.to_model_range (x / 127.5 - 1)."
+            )
+        if images.shape.rank != 4:
+            raise ValueError(
+                f"Expected a batch of images of shape (batch, {', '.join(map(str, expected))}); "
+                f"got rank {images.shape.rank} with shape {tuple(images.shape)}."
+            )
+        got = tuple(images.shape[1:])
+        if any(g is not None and g != e for g, e in zip(got, expected, strict=True)):
+            raise ValueError(
+                f"Expected images of shape (batch, {', '.join(map(str, expected))}); got "
+                f"{tuple(images.shape)}."
+            )
+        return tf.cast(images, tf.float32)
+
+    def _replica_noise(self, batch_size):
+        """z for this replica's slice of the global batch (see the class docstring)."""
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        shape = (batch_size * replicas, self.z_dim)
+        if self.z_prior == "uniform":
+            z = keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
+        else:
+            z = keras.random.normal(shape, seed=self.seed_generator)
+        if replicas == 1:
+            return z
+        start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * batch_size
+        return z[start : start + batch_size]
+
+    def train_step(self, data):
+        real = self._real_images(data)
+        z = self._replica_noise(tf.shape(real)[0])
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(z, training=True)
+            with g_tape.stop_recording():
+                with tf.GradientTape() as d_tape:
+                    real_logits = self.discriminator(real, training=True)
+                    fake_logits = self.discriminator(fake, training=True)
+                    d_per_example = losses.discriminator_loss(real_logits, fake_logits)
+                    # Gradients are SUMMED over replicas: divide by the global batch, once.
+                    d_loss = tf.nn.compute_average_loss(d_per_example)
+                d_grads = d_tape.gradient(d_loss, d_vars)
+                self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
+            g_logits = self.discriminator(fake, training=True)
+            g_per_example = losses.generator_loss(g_logits)
+            g_loss = tf.nn.compute_average_loss(g_per_example)  # global batch, as above
+        g_grads = g_tape.gradient(g_loss, g_vars)
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars, strict=True))
+
+        # Metrics are per-replica means (unscaled); Mean's variables sum over replicas.
+        self.d_loss_tracker.update_state(tf.reduce_mean(d_per_example))
+        self.g_loss_tracker.update_state(tf.reduce_mean(g_per_example))
+        self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
+        self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        return {m.name: m.result() for m in self.metrics}
+
+    def fit(self, x=None, *args, **kwargs):
+        """`keras.Model.fit`, after a static check of what the dataset yields (shape, dtype,
+        emptiness) so that bad input fails with one line naming the problem."""
+        from keras_dcgan.data.preprocessing import check_dataset
+
+        check_dataset(x, self.image_shape)
+        if self.g_optimizer is None:
+            raise ValueError("Call compile() before fit().")
+        if not self.built:
+            # Build in the model's strategy scope (see `build`).
+            with self.distribute_strategy.scope():
+                self.build()
+        return super().fit(x, *args, **kwargs)
+
+    def test_step(self, data):
+        raise NotImplementedError(
+            "DCGAN has no validation loss; measure samples with keras_dcgan.evaluation instead."
+        )

@@ -1,0 +1,7 @@
+"""Training runs: strategy, callbacks, checkpoints and `train(config, model_dir)`."""
+
+from keras_dcgan.training.checkpoints import load_trained
+from keras_dcgan.training.strategy import get_strategy
+from keras_dcgan.training.trainer import TrainResult, train
+
+__all__ = ["TrainResult", "get_strategy", "load_trained", "train"]

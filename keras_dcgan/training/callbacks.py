@@ -1,0 +1,71 @@
+"""Keras callbacks of a training run: preview grids, checkpoints, stopping at a step count."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from keras_dcgan import images as image_utils
+
+
+class PreviewGrid(keras.callbacks.Callback):
+    """After every epoch, renders the same seeds to `<dir>/epoch_NNNN.png` and TensorBoard.
+
+    Args:
+        directory: where the PNG grids go.
+        seeds: integer seeds of the previewed latents (fixed for the whole run).
+        log_dir: optional TensorBoard log folder for the grid as an image summary.
+    """
+
+    def __init__(self, directory: str, seeds, log_dir: str | None = None):
+        super().__init__()
+        self.directory = directory
+        self.seeds = list(seeds)
+        self.log_dir = log_dir
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        samples = self.model.sample(seeds=self.seeds).numpy()
+        path = image_utils.save_grid(
+            samples, os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png")
+        )
+        self.last_path = path
+        if self.log_dir is not None:
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(self.log_dir)
+            grid = image_utils.make_grid(samples)[None]
+            with self._writer.as_default():
+                tf.summary.image("samples", grid, step=int(self.model.g_optimizer.iterations))
+            self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the run's `tf.train.Checkpoint` at the end of every epoch (and of training)."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable):
+        super().__init__()
+        self.manager = manager
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Stops training once the model has made `steps` iterations in total (G updates)."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations) >= self.steps:
+            self.model.stop_training = True

@@ -1,0 +1,27 @@
+"""Which tf.distribute strategy a run uses."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "one_device", "mirrored")
+
+
+def get_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.distribute.Strategy:
+    """Returns a tf.distribute strategy by name.
+
+    - "auto": MirroredStrategy over all GPUs when there are several, else "one_device".
+    - "one_device": OneDeviceStrategy on `devices[0]`, else the first GPU, else the CPU.
+    - "mirrored": MirroredStrategy over `devices` (default: all GPUs, or the CPU).
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "one_device"
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    if devices and len(devices) != 1:
+        raise ValueError(f"one_device takes exactly one device; got {devices}.")
+    device = devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0")
+    return tf.distribute.OneDeviceStrategy(device)

@@ -1,0 +1,44 @@
+"""keras-dcgan: the DCGAN of Radford et al. (2015) as a Keras 3 / TensorFlow package."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "keras_dcgan" / "__init__.py").read_text()
+).group(1)
+
+setup(
+    name="keras-dcgan",
+    version=VERSION,
+    description="Paper-faithful DCGAN (Radford et al. 2015) for Keras 3 on TensorFlow: "
+    "model.fit on one or many devices, TF Serving export, Colab notebooks.",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_dcgan", "keras_dcgan.*"]),
+    install_requires=[
+        # Keras 3 on the TensorFlow backend (not tf_keras); TF 2.21 is what is tested.
+        "tensorflow==2.21.*",
+        "keras>=3.15,<4",
+        "tensorboard>=2.20",
+        "tensorflow-datasets>=4.9",
+        "absl-py>=2.1",
+        "numpy>=1.26",
+        "pillow>=10",
+        "scikit-learn>=1.4",
+    ],
+    extras_require={
+        "serving": ["tensorflow-serving-api==2.21.*", "grpcio>=1.60"],
+        "notebooks": ["jupyter", "nbconvert", "matplotlib"],
+        "dev": ["pytest>=8", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["dcgan=keras_dcgan.cli.main:run"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,158 @@
+"""The DCGAN model: the train step, fit() on every dataset form, bad input, save/load."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_dcgan import DCGAN, losses
+from tests.helpers import batches, random_images, tiny_gan, variable_values
+
+METRICS = {"d_loss", "g_loss", "d_real", "d_fake"}
+
+
+def _clone(gan):
+    twin = DCGAN.from_config(gan.get_config())
+    twin.compile()
+    twin.build()
+    twin.generator.set_weights(gan.generator.get_weights())
+    twin.discriminator.set_weights(gan.discriminator.get_weights())
+    twin.seed_generator.state.assign(gan.seed_generator.state)
+    return twin
+
+
+def test_train_step_matches_the_papers_procedure():
+    """Recomputes one iteration by hand: D on real and fake in separate passes, then G against
+    the updated D on the same fakes, non-saturating loss, all from logits."""
+    gan = tiny_gan()
+    ref = _clone(gan)
+    real = tf.constant(random_images(8))
+
+    z = keras.random.uniform((8, ref.z_dim), -1, 1, seed=ref.seed_generator)
+    fake = ref.generator(z, training=True)
+    real_logits = ref.discriminator(real, training=True)
+    fake_logits = ref.discriminator(fake, training=True)
+    expected_d = np.mean(losses.discriminator_loss(real_logits, fake_logits))
+    # A single concatenated pass would give different BatchNorm statistics, hence logits.
+    both = ref.discriminator(tf.concat([real, fake], 0), training=True)
+    assert not np.allclose(both[:8], real_logits, atol=1e-4)
+
+    logs = gan.train_step(real)
+    assert set(logs) == METRICS
+    np.testing.assert_allclose(float(logs["d_loss"]), expected_d, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["d_real"]), np.mean(tf.sigmoid(real_logits)), rtol=1e-5)
+    np.testing.assert_allclose(float(logs["d_fake"]), np.mean(tf.sigmoid(fake_logits)), rtol=1e-5)
+    # G's loss is judged by the UPDATED D (its weights now are the post-update ones).
+    ref.discriminator.set_weights(gan.discriminator.get_weights())
+    expected_g = np.mean(losses.generator_loss(ref.discriminator(fake, training=True)))
+    np.testing.assert_allclose(float(logs["g_loss"]), expected_g, rtol=1e-5)
+
+
+def test_train_step_updates_both_networks_once():
+    gan = tiny_gan()
+    before_g = [v.numpy() for v in gan.generator.trainable_variables]
+    before_d = [v.numpy() for v in gan.discriminator.trainable_variables]
+    gan.train_step(tf.constant(random_images(8)))
+    assert int(gan.g_optimizer.iterations) == int(gan.d_optimizer.iterations) == 1
+    for b, v in zip(
+        before_g + before_d,
+        gan.generator.trainable_variables + gan.discriminator.trainable_variables,
+        strict=True,
+    ):
+        assert not np.allclose(b, v.numpy())
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda x: x,
+        lambda x: (x, tf.zeros(tf.shape(x)[0], tf.int64)),
+        lambda x: {"image": x, "label": tf.zeros(tf.shape(x)[0], tf.int64)},
+    ],
+    ids=["images", "image_label", "dict"],
+)
+def test_fit_on_every_dataset_form(wrap):
+    gan = tiny_gan()
+    ds = batches(random_images(16), 8).map(wrap)
+    history = gan.fit(ds, epochs=2, verbose=0)
+    assert set(history.history) == METRICS
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    assert int(gan.g_optimizer.iterations) == 4
+
+
+def test_fit_builds_an_unbuilt_model_and_runs_keras_callbacks():
+    gan = DCGAN.from_config(tiny_gan().get_config())
+    gan.compile()
+    seen = []
+    cb = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(e))
+    gan.fit(batches(random_images(8), 8), epochs=3, verbose=0, callbacks=[cb])
+    assert seen == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "dataset,message",
+    [
+        (tf.data.Dataset.from_tensor_slices(random_images(8)), "rank 3.*is the dataset batched"),
+        (batches(random_images(8, channels=1), 4), "Expected 3 channel"),
+        (batches(random_images(8, size=28), 4), "size 32x32"),
+        (batches((random_images(8) * 127 + 127).astype("uint8"), 4), "float images.*uint8"),
+        (batches(random_images(8), 4).take(0), "empty"),
+        (tf.data.Dataset.from_tensor_slices({"img": random_images(8)}).batch(4), "'image' key"),
+    ],
+    ids=["unbatched", "channels", "size", "uint8", "empty", "dict_without_image"],
+)
+def test_bad_datasets_fail_with_one_line(dataset, message):
+    gan = tiny_gan()
+    with pytest.raises(ValueError, match=message) as info:
+        gan.fit(dataset, epochs=1, verbose=0)
+    assert "\n" not in str(info.value)
+
+
+def test_compile_defaults_to_the_papers_adam_and_rejects_keras_losses():
+    gan = tiny_gan()
+    for opt in (gan.g_optimizer, gan.d_optimizer):
+        assert isinstance(opt, keras.optimizers.Adam)
+        assert float(opt.learning_rate) == pytest.approx(2e-4)
+        assert float(opt.beta_1) == pytest.approx(0.5)
+    assert gan.g_optimizer is not gan.d_optimizer
+    assert gan.optimizer is None  # no stray RMSprop
+    with pytest.raises(ValueError, match="takes g_optimizer and d_optimizer"):
+        gan.compile(optimizer="adam")
+
+
+def test_samples_by_seed_are_deterministic_and_batch_independent():
+    gan = tiny_gan()
+    one = np.asarray(gan.sample(seeds=[5]))
+    many = np.asarray(gan.sample(seeds=[1, 5, 9]))
+    np.testing.assert_allclose(many[1], one[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(many[0], many[1])
+    assert many.min() >= -1 and many.max() <= 1
+
+
+def test_keras_save_load_restores_weights_optimizers_and_noise(tmp_path):
+    gan = tiny_gan()
+    ds = batches(random_images(16), 8)
+    gan.fit(ds, epochs=1, verbose=0)
+    path = str(tmp_path / "gan.keras")
+    gan.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, DCGAN)
+    assert loaded.get_config() == gan.get_config()
+    for name in ("generator", "discriminator"):
+        a, b = variable_values(getattr(gan, name)), variable_values(getattr(loaded, name))
+        assert len(a) == len(b)
+        for va, vb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(va, vb)
+    for name in ("g_optimizer", "d_optimizer"):
+        a, b = getattr(gan, name).variables, getattr(loaded, name).variables
+        assert int(getattr(loaded, name).iterations) == 2
+        for va, vb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(va.numpy(), vb.numpy())
+    np.testing.assert_array_equal(
+        gan.seed_generator.state.numpy(), loaded.seed_generator.state.numpy()
+    )
+    # Continuing both gives the same weights: nothing of the training state was lost.
+    gan.fit(ds, epochs=1, verbose=0)
+    loaded.fit(ds, epochs=1, verbose=0)
+    for a, b in zip(gan.generator.get_weights(), loaded.generator.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,131 @@
+"""The generator and discriminator: shapes, value ranges and the paper's architecture rules."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_dcgan import DCGAN, Discriminator, Generator, get_config
+from keras_dcgan.config import ModelConfig
+
+POOLING = (
+    keras.layers.MaxPooling2D,
+    keras.layers.AveragePooling2D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalMaxPooling2D,
+)
+
+
+def _layers(model):
+    return [layer for block in model.blocks for layer in block]
+
+
+def _tiny(size=32, channels=3, **kw):
+    return ModelConfig(image_size=size, channels=channels, z_dim=8, base_width=4, **kw)
+
+
+@pytest.mark.parametrize("size", [16, 32, 64, 128, 256])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_shapes_and_value_ranges(size, channels):
+    mc = _tiny(size, channels)
+    g, d = Generator.from_model_config(mc), Discriminator.from_model_config(mc)
+    z = keras.random.uniform((3, mc.z_dim), -1, 1) * 50  # large z drives tanh to saturation
+    images = np.asarray(g(z, training=True))
+    assert images.shape == (3, size, size, channels)
+    assert images.dtype == np.float32
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    logits = np.asarray(d(images, training=True))
+    assert logits.shape == (3, 1) and np.all(np.isfinite(logits))
+
+
+def test_rule_no_pooling_strided_convolutions_only():
+    mc = get_config("paper64").model
+    g, d = Generator.from_model_config(mc), Discriminator.from_model_config(mc)
+    for layer in _layers(g) + _layers(d):
+        assert not isinstance(layer, POOLING)
+    g_convs = [la for la in _layers(g) if isinstance(la, keras.layers.Conv2DTranspose)]
+    d_convs = [la for la in _layers(d) if isinstance(la, keras.layers.Conv2D)]
+    assert len(g_convs) == len(d_convs) == 4
+    assert all(c.strides == (2, 2) for c in g_convs + d_convs)
+    assert all(c.kernel_size == (5, 5) for c in g_convs + d_convs)
+
+
+def test_rule_batchnorm_everywhere_but_g_output_and_d_input():
+    mc = get_config("paper64").model
+    g, d = Generator.from_model_config(mc), Discriminator.from_model_config(mc)
+    is_bn = lambda la: isinstance(la, keras.layers.BatchNormalization)  # noqa: E731
+    # G: every block but the last (output) has a BatchNorm.
+    assert [any(map(is_bn, b)) for b in g.blocks] == [True, True, True, True, False]
+    # D: every block but the first (input) has one.
+    assert [any(map(is_bn, b)) for b in d.blocks] == [False, True, True, True]
+    # The ablation switches all of them off.
+    off = ModelConfig(batch_norm=False)
+    for model in (Generator.from_model_config(off), Discriminator.from_model_config(off)):
+        assert not any(is_bn(la) for la in _layers(model))
+
+
+def test_rule_no_fully_connected_hidden_layers():
+    mc = get_config("paper64").model
+    g, d = Generator.from_model_config(mc), Discriminator.from_model_config(mc)
+    g_dense = [la for la in _layers(g) if isinstance(la, keras.layers.Dense)]
+    # G: only the projection of z, reshaped to 4x4x1024.
+    assert len(g_dense) == 1 and g_dense[0].units == 4 * 4 * 1024
+    assert isinstance(g.blocks[0][1], keras.layers.Reshape)
+    assert g.blocks[0][1].target_shape == (4, 4, 1024)
+    # D: its last conv is flattened straight into one logit.
+    assert not any(isinstance(la, keras.layers.Dense) for la in _layers(d))
+    assert d.logit.units == 1
+
+
+def test_rule_activations():
+    mc = get_config("paper64").model
+    g, d = Generator.from_model_config(mc), Discriminator.from_model_config(mc)
+    for block in g.blocks[:-1]:
+        assert block[-1].get_config()["activation"] == "relu"
+    assert g.blocks[-1][-1].get_config()["activation"] == "tanh"
+    for block in d.blocks:
+        assert isinstance(block[-1], keras.layers.LeakyReLU)
+        assert block[-1].negative_slope == pytest.approx(0.2)
+
+
+def test_parameter_counts_equal_pytorch_examples():
+    # pytorch/examples dcgan with nz=100, ngf=ndf=64, nc=3 has these trainable counts.
+    mc = get_config("half64").model
+    gan = DCGAN.from_model_config(mc)
+    gan.build()
+    count = lambda m: sum(int(np.prod(v.shape)) for v in m.trainable_variables)  # noqa: E731
+    assert count(gan.generator) == 3_576_704
+    assert count(gan.discriminator) == 2_765_568
+
+
+def test_weights_initialised_from_normal_0_002():
+    mc = get_config("paper64").model
+    g = Generator.from_model_config(mc)
+    g.build()
+    kernel = np.asarray(g.blocks[1][0].kernel)
+    assert abs(kernel.mean()) < 1e-3
+    assert kernel.std() == pytest.approx(0.02, rel=0.05)
+    gamma = np.asarray(g.blocks[1][1].gamma)
+    assert gamma.mean() == pytest.approx(1.0, abs=0.01)
+
+
+def test_widths_must_match_resolution():
+    with pytest.raises(ValueError, match="needs 4 widths"):
+        Generator(image_size=64, widths=(8, 4))
+    with pytest.raises(ValueError, match="needs 3 widths"):
+        Discriminator(image_size=32, widths=(8, 4))
+    mc = _tiny(32)
+    with pytest.raises(ValueError, match="disagree on the image shape"):
+        DCGAN(Generator.from_model_config(mc), Discriminator.from_model_config(_tiny(64)))
+
+
+@pytest.mark.parametrize("cls", [Generator, Discriminator])
+def test_config_round_trip(cls):
+    model = cls.from_model_config(_tiny(32, 1, kernel_size=3))
+    model.build()
+    clone = cls.from_config(model.get_config())
+    clone.build()
+    assert clone.get_config() == model.get_config()
+    clone.set_weights(model.get_weights())
+    shape = (2, 8) if cls is Generator else (2, 32, 32, 1)
+    x = np.random.default_rng(0).uniform(-1, 1, shape).astype("float32")
+    np.testing.assert_allclose(clone(x), model(x), rtol=1e-6)
