@@ -6,8 +6,7 @@ import sys
 
 from absl import flags
 
-from keras_dcgan.config import PRESETS
-from keras_dcgan.training.strategy import STRATEGIES
+from keras_dcgan.config import PRESETS, STRATEGIES
 
 _PRESET = flags.DEFINE_enum("preset", "digits32", list(PRESETS), "Named configuration.")
 _DATASET = flags.DEFINE_string("dataset", None, "Image source (default: the preset's).")

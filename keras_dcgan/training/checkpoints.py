@@ -14,10 +14,16 @@ CHECKPOINT_DIR = "checkpoints"
 
 
 def make_checkpoint(gan: DCGAN, epoch: tf.Variable) -> tf.train.Checkpoint:
-    """A tf.train.Checkpoint of everything that training state is made of."""
+    """A tf.train.Checkpoint of everything that training state is made of.
+
+    G and D are listed by their variables (weights AND BatchNorm moving statistics), in their
+    deterministic creation order: Keras 3 keeps layers held in Python lists out of TF's object
+    graph, so `Checkpoint(generator=model)` would save nothing of them but what the optimizer
+    happens to reference (the trainable weights, not the BatchNorm statistics).
+    """
     return tf.train.Checkpoint(
-        generator=gan.generator,
-        discriminator=gan.discriminator,
+        generator=list(gan.generator.variables),
+        discriminator=list(gan.discriminator.variables),
         g_optimizer=gan.g_optimizer,
         d_optimizer=gan.d_optimizer,
         noise_seed_state=gan.seed_generator.state,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored")
+from keras_dcgan.config import STRATEGIES
 
 
 def get_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.distribute.Strategy:
