@@ -3,11 +3,61 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
-def batch_norm(init_stddev: float, momentum: float, epsilon: float, synchronized: bool):
+@keras.saving.register_keras_serializable(package="keras_dcgan")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` whose training pass is TF's fused kernel.
+
+    Keras 3 computes batch statistics and the normalisation as ~10 separate element-wise ops (and
+    as many in the gradient); on CPU, under oneDNN, that was about 12% of a DCGAN iteration's op
+    time. `FusedBatchNormV3` does the same in one op forward and one backward. Same variables,
+    same config, same moving-average convention as the Keras layer (biased batch variance, Keras
+    momentum), so checkpoints and `.keras` files are interchangeable. Only NHWC inputs without
+    masks take the fused path; synchronized BatchNorm keeps the Keras layer (it all-reduces).
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        fusable = (
+            training
+            and self.trainable
+            and mask is None
+            and not self.synchronized
+            and self.axis in (-1, 3)
+            and len(inputs.shape) == 4
+            and self.scale
+            and self.center
+        )
+        if not fusable:
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, tf.float32)
+        y, mean, unbiased_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=x,
+            scale=tf.convert_to_tensor(self.gamma),
+            offset=tf.convert_to_tensor(self.beta),
+            mean=tf.constant([], tf.float32),
+            variance=tf.constant([], tf.float32),
+            epsilon=self.epsilon,
+            data_format="NHWC",
+            is_training=True,
+        )
+        # The fused op returns the Bessel-corrected variance; Keras averages the biased one.
+        n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+        variance = unbiased_variance * ((n - 1.0) / tf.maximum(n, 1.0))
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+        self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
+        return tf.cast(y, self.compute_dtype)
+
+
+def batch_norm(
+    init_stddev: float, momentum: float, epsilon: float, synchronized: bool, fused: bool = True
+):
     """BatchNorm with gamma ~ N(1, init_stddev), as the paper's code initialises it."""
-    return keras.layers.BatchNormalization(
+    fused = fused and not synchronized
+    cls = FusedBatchNormalization if fused else keras.layers.BatchNormalization
+    return cls(
         momentum=momentum,
         epsilon=epsilon,
         synchronized=synchronized,

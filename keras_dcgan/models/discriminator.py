@@ -25,6 +25,7 @@ class Discriminator(keras.Model):
         kernel_size: convolution kernel side.
         batch_norm: use BatchNorm after every convolution but the first.
         synchronized_batch_norm: all-reduce BatchNorm statistics over replicas.
+        fused_batch_norm: training-mode BatchNorm with TF's fused kernel (same results).
         leaky_slope: LeakyReLU negative slope.
         init_stddev: std of the N(0, s) kernel init (BatchNorm gamma ~ N(1, s)).
         bn_momentum, bn_epsilon: BatchNorm settings.
@@ -41,6 +42,7 @@ class Discriminator(keras.Model):
         kernel_size: int = 5,
         batch_norm: bool = True,
         synchronized_batch_norm: bool = False,
+        fused_batch_norm: bool = True,
         leaky_slope: float = 0.2,
         init_stddev: float = 0.02,
         bn_momentum: float = 0.9,
@@ -61,6 +63,7 @@ class Discriminator(keras.Model):
         self.kernel_size = kernel_size
         self.batch_norm = batch_norm
         self.synchronized_batch_norm = synchronized_batch_norm
+        self.fused_batch_norm = fused_batch_norm
         self.leaky_slope = leaky_slope
         self.init_stddev = init_stddev
         self.bn_momentum = bn_momentum
@@ -84,7 +87,11 @@ class Discriminator(keras.Model):
             if norm:
                 block.append(
                     _layers.batch_norm(
-                        init_stddev, bn_momentum, bn_epsilon, synchronized_batch_norm
+                        init_stddev,
+                        bn_momentum,
+                        bn_epsilon,
+                        synchronized_batch_norm,
+                        fused_batch_norm,
                     )
                 )
             block.append(_layers.activation("leaky_relu", leaky_slope))
@@ -131,6 +138,7 @@ class Discriminator(keras.Model):
             kernel_size=self.kernel_size,
             batch_norm=self.batch_norm,
             synchronized_batch_norm=self.synchronized_batch_norm,
+            fused_batch_norm=self.fused_batch_norm,
             leaky_slope=self.leaky_slope,
             init_stddev=self.init_stddev,
             bn_momentum=self.bn_momentum,
@@ -148,6 +156,7 @@ class Discriminator(keras.Model):
             kernel_size=mc.kernel_size,
             batch_norm=mc.batch_norm,
             synchronized_batch_norm=mc.synchronized_batch_norm,
+            fused_batch_norm=mc.fused_batch_norm,
             leaky_slope=mc.d_leaky_slope,
             init_stddev=mc.init_stddev,
             bn_momentum=mc.bn_momentum,

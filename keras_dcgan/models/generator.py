@@ -27,6 +27,7 @@ class Generator(keras.Model):
         kernel_size: transposed convolution kernel side.
         batch_norm: use BatchNorm in hidden layers.
         synchronized_batch_norm: all-reduce BatchNorm statistics over replicas.
+        fused_batch_norm: training-mode BatchNorm with TF's fused kernel (same results).
         activation: hidden activation ("relu", "leaky_relu" or "elu").
         init_stddev: std of the N(0, s) kernel init (BatchNorm gamma ~ N(1, s)).
         bn_momentum, bn_epsilon: BatchNorm settings.
@@ -50,6 +51,7 @@ class Generator(keras.Model):
         kernel_size: int = 5,
         batch_norm: bool = True,
         synchronized_batch_norm: bool = False,
+        fused_batch_norm: bool = True,
         activation: str = "relu",
         init_stddev: float = 0.02,
         bn_momentum: float = 0.9,
@@ -71,6 +73,7 @@ class Generator(keras.Model):
         self.kernel_size = kernel_size
         self.batch_norm = batch_norm
         self.synchronized_batch_norm = synchronized_batch_norm
+        self.fused_batch_norm = fused_batch_norm
         self.activation = activation
         self.init_stddev = init_stddev
         self.bn_momentum = bn_momentum
@@ -83,7 +86,11 @@ class Generator(keras.Model):
             if batch_norm:
                 out.append(
                     _layers.batch_norm(
-                        init_stddev, bn_momentum, bn_epsilon, synchronized_batch_norm
+                        init_stddev,
+                        bn_momentum,
+                        bn_epsilon,
+                        synchronized_batch_norm,
+                        fused_batch_norm,
                     )
                 )
             out.append(_layers.activation(activation))
@@ -164,6 +171,7 @@ class Generator(keras.Model):
             kernel_size=self.kernel_size,
             batch_norm=self.batch_norm,
             synchronized_batch_norm=self.synchronized_batch_norm,
+            fused_batch_norm=self.fused_batch_norm,
             activation=self.activation,
             init_stddev=self.init_stddev,
             bn_momentum=self.bn_momentum,
@@ -182,6 +190,7 @@ class Generator(keras.Model):
             kernel_size=mc.kernel_size,
             batch_norm=mc.batch_norm,
             synchronized_batch_norm=mc.synchronized_batch_norm,
+            fused_batch_norm=mc.fused_batch_norm,
             activation=mc.g_activation,
             init_stddev=mc.init_stddev,
             bn_momentum=mc.bn_momentum,
