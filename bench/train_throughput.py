@@ -116,7 +116,8 @@ def main(argv):
                 name: [_STEPS.value * batch_size / t for t in ts] for name, ts in times.items()
             }
             medians = {name: statistics.median(r) for name, r in rates.items()}
-            line = f"{preset:9s} batch {batch_size:4d}: keras-dcgan {medians['keras-dcgan']:7.1f} img/s"
+            ours = medians["keras-dcgan"]
+            line = f"{preset:9s} batch {batch_size:4d}: keras-dcgan {ours:7.1f} img/s"
             spread = rates["keras-dcgan"]
             line += f" (min {min(spread):.1f}, max {max(spread):.1f})"
             if "baseline" in medians:

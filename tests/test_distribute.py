@@ -81,3 +81,15 @@ def test_strategy_factory():
     assert get_strategy("one_device").num_replicas_in_sync == 1
     with pytest.raises(ValueError, match="Unknown strategy 'tpu'"):
         get_strategy("tpu")
+
+
+def test_train_under_mirrored_strategy(two_replicas, tmp_path):
+    """The whole run under 2 replicas: variables built in scope, steps_per_execution forced to 1
+    (Keras fails with more), checkpoints and samples written."""
+    from keras_dcgan.training import train
+
+    config = tiny_config(steps=2, steps_per_execution=2, synchronized_batch_norm=True)
+    result = train(config, str(tmp_path / "run"), strategy=two_replicas, verbose=0)
+    assert result.steps == 2
+    assert result.gan.distribute_strategy is two_replicas
+    assert (tmp_path / "run" / "samples" / "epoch_0001.png").exists()
