@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= runs/demo
-DEMO_STEPS ?= 1400
+DEMO_STEPS ?= 2500
 
 .PHONY: demo test test-slow lint format bench clean
 

@@ -231,7 +231,7 @@ def _digits32() -> Config:
     return Config(
         "digits32",
         "digits",
-        ModelConfig(image_size=32, channels=1, base_width=64, kernel_size=4),
+        ModelConfig(image_size=32, channels=1, base_width=32, kernel_size=4),
         TrainConfig(batch_size=64, epochs=100),
     )
 

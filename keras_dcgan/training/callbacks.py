@@ -10,6 +10,11 @@ import tensorflow as tf
 from keras_dcgan import images as image_utils
 
 
+def iterations(gan) -> int:
+    """Training iterations done (G updates), as a Python int, also for mirrored variables."""
+    return int(tf.convert_to_tensor(gan.g_optimizer.iterations.value).numpy())
+
+
 class PreviewGrid(keras.callbacks.Callback):
     """After every epoch, renders the same seeds to `<dir>/epoch_NNNN.png` and TensorBoard.
 
@@ -37,7 +42,7 @@ class PreviewGrid(keras.callbacks.Callback):
                 self._writer = tf.summary.create_file_writer(self.log_dir)
             grid = image_utils.make_grid(samples)[None]
             with self._writer.as_default():
-                tf.summary.image("samples", grid, step=int(self.model.g_optimizer.iterations))
+                tf.summary.image("samples", grid, step=iterations(self.model))
             self._writer.flush()
 
     def on_train_end(self, logs=None):
@@ -67,5 +72,5 @@ class StopAtStep(keras.callbacks.Callback):
         self.steps = steps
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.g_optimizer.iterations) >= self.steps:
+        if iterations(self.model) >= self.steps:
             self.model.stop_training = True

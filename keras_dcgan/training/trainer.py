@@ -123,11 +123,11 @@ def train(
     manager = checkpoints.checkpoint_manager(checkpoint, model_dir, tc.checkpoints_to_keep)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("Continuing from %s (epoch %d).", manager.latest_checkpoint, int(epoch))
+        log.info("Continuing from %s (epoch %d).", manager.latest_checkpoint, int(epoch.numpy()))
 
     epochs, steps_per_epoch = _epochs_and_steps(config, dataset)
-    initial_epoch = int(epoch)
-    done = tc.steps is not None and int(gan.g_optimizer.iterations) >= tc.steps
+    initial_epoch = int(epoch.numpy())
+    done = tc.steps is not None and callbacks_lib.iterations(gan) >= tc.steps
     history = None
     if initial_epoch < epochs and not done:
         run_callbacks = [
@@ -163,4 +163,4 @@ def train(
         with open(os.path.join(model_dir, DIGITS_SCORE_FILE), "w") as f:
             json.dump(dataclasses.asdict(score), f, indent=2)
         print(score.summary(), flush=True)
-    return TrainResult(gan, history, model_dir, int(gan.g_optimizer.iterations), score)
+    return TrainResult(gan, history, model_dir, callbacks_lib.iterations(gan), score)
