@@ -88,3 +88,11 @@ def test_continuing_with_another_model_is_refused(tmp_path):
     train(tiny_config(steps=1), model_dir, verbose=0)
     with pytest.raises(ValueError, match="different model.*base_width"):
         train(tiny_config(steps=2, base_width=16), model_dir, verbose=0)
+
+
+def test_continuing_a_run_counted_in_steps_trains_only_the_missing_steps(tmp_path):
+    model_dir = str(tmp_path / "run")
+    assert train(tiny_config(steps=2), model_dir, verbose=0).steps == 2
+    assert train(tiny_config(steps=5), model_dir, verbose=0).steps == 5
+    # Asking for fewer steps than done trains nothing and keeps the model.
+    assert train(tiny_config(steps=3), model_dir, verbose=0).steps == 5

@@ -29,7 +29,9 @@ def run(argv: list[str] | None = None) -> None:
     module = importlib.import_module(COMMANDS[command][0])
     from absl import app
 
-    app.run(module.main, argv=[f"dcgan {command}", *argv[2:]])
+    # absl logs at INFO by default, which prints TF's checkpoint chatter between progress bars;
+    # warnings only, unless the user passes --verbosity.
+    app.run(module.main, argv=[f"dcgan {command}", "--verbosity=-1", *argv[2:]])
 
 
 if __name__ == "__main__":

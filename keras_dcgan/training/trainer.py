@@ -56,16 +56,13 @@ def _check_resume(config: Config, model_dir: str) -> None:
         )
 
 
-def _epochs_and_steps(config: Config, dataset: tf.data.Dataset) -> tuple[int, int | None]:
-    """(epochs, steps_per_epoch) for fit(): epochs as configured, or enough for `steps`."""
-    steps = config.train.steps
-    if steps is None:
-        return config.train.epochs, None
+def _steps_per_epoch(steps: int, dataset: tf.data.Dataset) -> int:
+    """Steps per fit() epoch for a run of `steps` more iterations: a pass over the data, at most
+    `steps` (1000 when the dataset's length is unknown or infinite)."""
     per_epoch = int(dataset.cardinality())
-    if per_epoch <= 0:  # infinite or unknown: epochs of at most 1000 steps
-        per_epoch = min(steps, 1000)
-    per_epoch = min(per_epoch, steps)
-    return math.ceil(steps / per_epoch), per_epoch
+    if per_epoch <= 0:
+        per_epoch = 1000
+    return min(per_epoch, steps)
 
 
 def train(
@@ -123,13 +120,18 @@ def train(
     manager = checkpoints.checkpoint_manager(checkpoint, model_dir, tc.checkpoints_to_keep)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("Continuing from %s (epoch %d).", manager.latest_checkpoint, int(epoch.numpy()))
+        print(f"Continuing from {manager.latest_checkpoint} (epoch {int(epoch.numpy())}).")
 
-    epochs, steps_per_epoch = _epochs_and_steps(config, dataset)
     initial_epoch = int(epoch.numpy())
-    done = tc.steps is not None and callbacks_lib.iterations(gan) >= tc.steps
+    if tc.steps is None:
+        epochs, steps_per_epoch, todo = tc.epochs, None, tc.epochs - initial_epoch
+    else:
+        # Counted in iterations: a continued run trains only the steps still missing.
+        todo = tc.steps - callbacks_lib.iterations(gan)
+        steps_per_epoch = _steps_per_epoch(max(todo, 1), dataset)
+        epochs = initial_epoch + math.ceil(max(todo, 0) / steps_per_epoch)
     history = None
-    if initial_epoch < epochs and not done:
+    if todo > 0:
         run_callbacks = [
             callbacks_lib.EpochCheckpoint(manager, epoch),
             callbacks_lib.PreviewGrid(
@@ -152,7 +154,7 @@ def train(
             verbose=verbose,
         )
     else:
-        log.info("%s already holds the requested training; nothing to do.", model_dir)
+        print(f"{model_dir} already holds the requested training; nothing to do.")
     gan.save(os.path.join(model_dir, FINAL_MODEL))
 
     score = None
