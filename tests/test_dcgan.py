@@ -108,6 +108,15 @@ def test_bad_datasets_fail_with_one_line(dataset, message):
     assert "\n" not in str(info.value)
 
 
+def test_train_step_checks_what_it_is_given_when_traced():
+    """Inputs that bypass fit()'s dataset check (e.g. a Python generator) are checked too."""
+    gan = tiny_gan()
+    with pytest.raises(ValueError, match="the input yields uint8"):
+        gan.train_step(tf.zeros((4, 32, 32, 3), tf.uint8))
+    with pytest.raises(ValueError, match="Expected 3 channel.*the input yields 1"):
+        gan.train_step(tf.zeros((4, 32, 32, 1)))
+
+
 def test_compile_defaults_to_the_papers_adam_and_rejects_keras_losses():
     gan = tiny_gan()
     for opt in (gan.g_optimizer, gan.d_optimizer):

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from keras_dcgan import latent, losses
+from keras_dcgan.data.preprocessing import check_dataset, check_images_spec, image_part
 from keras_dcgan.models.discriminator import Discriminator
 from keras_dcgan.models.generator import Generator
 
@@ -207,33 +208,11 @@ class DCGAN(keras.Model):
 
     def _real_images(self, data):
         """The image tensor of a batch: images, (images, labels...), or {'image': ...}."""
-        if isinstance(data, dict):
-            if "image" not in data:
-                raise ValueError(
-                    f"Dataset elements are dicts without an 'image' key (keys: {sorted(data)})."
-                )
-            data = data["image"]
-        elif isinstance(data, (tuple, list)):
-            data = data[0]
-        images = data
-        expected = self.image_shape
-        if not images.dtype.is_floating:
-            raise ValueError(
-                f"Expected float images in [-1, 1]; got dtype {images.dtype.name}. Scale them "
-                "with keras_dcgan.images.to_model_range (x / 127.5 - 1)."
-            )
-        if images.shape.rank != 4:
-            raise ValueError(
-                f"Expected a batch of images of shape (batch, {', '.join(map(str, expected))}); "
-                f"got rank {images.shape.rank} with shape {tuple(images.shape)}."
-            )
-        got = tuple(images.shape[1:])
-        if any(g is not None and g != e for g, e in zip(got, expected, strict=True)):
-            raise ValueError(
-                f"Expected images of shape (batch, {', '.join(map(str, expected))}); got "
-                f"{tuple(images.shape)}."
-            )
-        return tf.cast(images, tf.float32)
+        data = image_part(data)
+        # Checked when the step is traced: one line naming the problem, not a shape error
+        # deep inside D.
+        check_images_spec(data.shape, data.dtype, self.image_shape, "the input")
+        return tf.cast(data, tf.float32)
 
     def _replica_noise(self, batch_size):
         """z for this replica's slice of the global batch (see the class docstring)."""
@@ -282,8 +261,6 @@ class DCGAN(keras.Model):
     def fit(self, x=None, *args, **kwargs):
         """`keras.Model.fit`, after a static check of what the dataset yields (shape, dtype,
         emptiness) so that bad input fails with one line naming the problem."""
-        from keras_dcgan.data.preprocessing import check_dataset
-
         check_dataset(x, self.image_shape)
         if self.g_optimizer is None:
             raise ValueError("Call compile() before fit().")
