@@ -80,6 +80,28 @@ def test_fit_on_every_dataset_form(wrap):
     assert int(gan.g_optimizer.iterations) == 4
 
 
+def _keep(batch):
+    return True
+
+
+def test_a_dataset_of_unknown_length_costs_no_phantom_step():
+    """fit() learns the end of an unknown-length dataset from a failing get_next; that failed
+    step must change nothing (it used to advance the iteration counters and the noise seed)."""
+    data = batches(random_images(24, seed=1), 8)
+    assert int(data.filter(_keep).cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    runs = []
+    for ds in (data, data.filter(_keep)):
+        keras.utils.set_random_seed(0)
+        gan = tiny_gan()
+        gan.fit(ds, epochs=2, verbose=0)
+        runs.append(gan)
+    known, unknown = runs
+    assert int(unknown.g_optimizer.iterations) == int(unknown.d_optimizer.iterations) == 6
+    np.testing.assert_array_equal(unknown.seed_generator.state.numpy(), [0, 6])
+    for a, b in zip(variable_values(known), variable_values(unknown), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_fit_builds_an_unbuilt_model_and_runs_keras_callbacks():
     gan = DCGAN.from_config(tiny_gan().get_config())
     gan.compile()

@@ -230,6 +230,14 @@ class DCGAN(keras.Model):
 
     def train_step(self, data):
         real = self._real_images(data)
+        # Every state change of the step (noise seed, weights, optimizer counters, metrics)
+        # waits for the batch. A dataset of unknown length ends with a get_next that fails, and
+        # without this the ops that do not read the batch (the seed and iteration counters) would
+        # still run in that failed step.
+        with tf.control_dependencies([real]):
+            return self._train_step(real)
+
+    def _train_step(self, real):
         z = self._replica_noise(tf.shape(real)[0])
         g_vars = self.generator.trainable_variables
         d_vars = self.discriminator.trainable_variables
