@@ -10,6 +10,7 @@ or two classes; a noisy one gives unconfident predictions.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -99,3 +100,9 @@ class DigitsScorer:
             kl_from_uniform=kl,
             classifier_test_accuracy=self.test_accuracy,
         )
+
+
+@functools.lru_cache(maxsize=4)
+def default_scorer(confidence: float = 0.9, seed: int = 0) -> DigitsScorer:
+    """A `DigitsScorer`, fitted once per process (the fit takes seconds)."""
+    return DigitsScorer(confidence=confidence, seed=seed)
