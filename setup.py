@@ -29,6 +29,7 @@ setup(
         "absl-py>=2.1",
         "numpy>=1.26",
         "pillow>=10",
+        "lmdb>=1.4",
         "scikit-learn>=1.4",
     ],
     extras_require={

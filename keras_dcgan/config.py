@@ -149,23 +149,66 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1); got {getattr(self, name)!r}.")
 
 
+SMALL_IMAGE_POLICIES = ("upscale", "skip")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """How the dataset is read (see `keras_dcgan.data.ImageSource.dataset`).
+
+    Attributes:
+        data_dir: TensorFlow Datasets' data_dir (TFDS sources only).
+        split: "train", "test" or "all" of the holdout split; for TFDS, a TFDS split.
+        holdout_fraction: share of a folder's or LMDB's inputs held out as "test", chosen by a
+            stable hash of each path or key (0: none).
+        keep_list: a `dcgan dedup` keep-list; only the ids in it are used.
+        cache: None, "memory", or a folder for a file cache of the decoded images.
+        small_images: images smaller than the model's size: "upscale" or "skip".
+        shuffle_buffer: element shuffle buffer after a cache (and for TFDS).
+    """
+
+    data_dir: str | None = None
+    split: str = "train"
+    holdout_fraction: float = 0.0
+    keep_list: str | None = None
+    cache: str | None = None
+    small_images: str = "upscale"
+    shuffle_buffer: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in [0, 1); got {self.holdout_fraction!r}.")
+        if self.small_images not in SMALL_IMAGE_POLICIES:
+            raise ValueError(
+                f"small_images must be one of {SMALL_IMAGE_POLICIES}; got {self.small_images!r}."
+            )
+        if not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 1:
+            raise ValueError(
+                f"shuffle_buffer must be a positive integer; got {self.shuffle_buffer!r}."
+            )
+        if not isinstance(self.split, str) or not self.split:
+            raise ValueError(f"split must be a non-empty string; got {self.split!r}.")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """A whole experiment: preset name, dataset name, model and training settings."""
+    """A whole experiment: preset name, dataset name, model, training and data settings."""
 
     preset: str
     dataset: str
     model: ModelConfig
     train: TrainConfig
+    data: DataConfig = DataConfig()
 
     def with_overrides(self, **overrides: Any) -> Config:
         """Returns a copy with fields replaced; keys may name `dataset` or any model/train field.
 
         `None` values are ignored, so CLI flags left unset keep the preset's value.
         """
-        top, model, train = {}, {}, {}
+        top, model, train, data = {}, {}, {}, {}
         model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
         train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        data_fields = {f.name for f in dataclasses.fields(DataConfig)}
         for key, value in overrides.items():
             if value is None:
                 continue
@@ -175,12 +218,15 @@ class Config:
                 model[key] = value
             elif key in train_fields:
                 train[key] = value
+            elif key in data_fields:
+                data[key] = value
             else:
                 raise ValueError(f"Unknown config field {key!r}.")
         return dataclasses.replace(
             self,
             model=dataclasses.replace(self.model, **model),
             train=dataclasses.replace(self.train, **train),
+            data=dataclasses.replace(self.data, **data),
             **top,
         )
 
@@ -194,6 +240,7 @@ class Config:
             dataset=d["dataset"],
             model=ModelConfig(**d["model"]),
             train=TrainConfig(**d["train"]),
+            data=DataConfig(**d.get("data", {})),  # run folders written before DataConfig
         )
 
     def to_json(self) -> str:
@@ -206,7 +253,7 @@ class Config:
 
 def _paper64() -> Config:
     # Radford et al. LSUN / faces model: G 1024-512-256-128, 5x5 kernels, batch 128.
-    return Config("paper64", "lsun_bedroom", ModelConfig(), TrainConfig())
+    return Config("paper64", "lsun/bedroom", ModelConfig(), TrainConfig())
 
 
 def _paper32() -> Config:
@@ -222,7 +269,7 @@ def _paper32() -> Config:
 def _half64() -> Config:
     # The widely used half width model of pytorch/examples: 512-256-128-64, 4x4 kernels.
     return Config(
-        "half64", "lsun_bedroom", ModelConfig(base_width=64, kernel_size=4), TrainConfig()
+        "half64", "lsun/bedroom", ModelConfig(base_width=64, kernel_size=4), TrainConfig()
     )
 
 

@@ -2,8 +2,10 @@
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from keras_dcgan import DCGAN, get_config
+from keras_dcgan.data import synthetic
 
 
 def tiny_config(**overrides):
@@ -28,3 +30,19 @@ def batches(images, batch_size):
 def variable_values(model):
     """All variables of a model (weights, BatchNorm statistics) as numpy arrays, in order."""
     return [v.numpy() for v in model.variables]
+
+
+def write_messy_folder(root, photos):
+    """20 good JPEGs in two sub-folders, plus a CMYK JPEG (usable), a truncated JPEG, a zero-byte
+    file, a text file and a hidden file (not listed): 3 of the 24 listed files must be skipped."""
+    synthetic.write_image_folder(root, photos[:20], subfolders=2)
+    Image.fromarray(photos[20]).convert("CMYK").save(f"{root}/cmyk.jpg")
+    data = synthetic.encode(photos[21])
+    with open(f"{root}/truncated.jpg", "wb") as f:
+        f.write(data[: len(data) // 2])
+    open(f"{root}/empty.png", "wb").close()
+    with open(f"{root}/notes.txt", "w") as f:
+        f.write("not an image")
+    with open(f"{root}/.DS_Store", "wb") as f:
+        f.write(b"\0\1")
+    return root

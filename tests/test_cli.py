@@ -34,13 +34,57 @@ def test_train_then_sample(tmp_path):
     assert Image.open(png).size == (2 * 34 + 2, 2 * 34 + 2)
 
 
+def test_train_on_a_folder_of_images(tmp_path):
+    from keras_dcgan.config import Config
+    from keras_dcgan.data import synthetic
+    from tests.helpers import write_messy_folder
+
+    folder = write_messy_folder(str(tmp_path / "images"), synthetic.photo_like_images(22, 40))
+    model_dir = str(tmp_path / "run")
+    out = dcgan(
+        "train", "--preset=tiny", f"--dataset={folder}", "--channels=1", "--batch_size=4",
+        "--holdout_fraction=0.2", "--steps=2", f"--model_dir={model_dir}",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Trained 2 steps" in out.stdout
+    config = Config.from_json(open(os.path.join(model_dir, "config.json")).read())
+    assert config.dataset == folder and config.model.channels == 1
+    assert config.data.holdout_fraction == 0.2
+
+
+def test_dedup_writes_a_keep_list_without_the_copies(tmp_path):
+    import json
+    import shutil
+
+    from keras_dcgan.data import synthetic
+
+    folder = tmp_path / "images"
+    synthetic.write_image_folder(str(folder), synthetic.photo_like_images(30, 48, seed=1))
+    for i in (3, 7):  # byte-identical copies always collide
+        shutil.copy(folder / f"img_{i:05d}.jpg", folder / f"copy_of_{i}.jpg")
+    keep, groups = tmp_path / "keep.txt", tmp_path / "groups.json"
+    out = dcgan("dedup", f"--dataset={folder}", f"--output={keep}", f"--groups={groups}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    kept = keep.read_text().split()
+    for i in (3, 7):  # the first of each group (in listing order) is kept, the other dropped
+        assert f"copy_of_{i}.jpg" in kept and f"img_{i:05d}.jpg" not in kept
+    assert len(kept) <= 30
+    found = json.loads(groups.read_text())["groups"]
+    for i in (3, 7):
+        assert any({f"copy_of_{i}.jpg", f"img_{i:05d}.jpg"} <= set(g) for g in found)
+    assert "32 images" in out.stdout and f"to {keep}" in out.stdout
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
         (["train", "--preset=paper65"], "paper65"),
         (["train", "--preset=tiny", "--image_size=48"], "image_size must be a power of two"),
         (["train", "--preset=tiny", "--dataset=nope"], "Unknown dataset 'nope'"),
+        (["train", "--preset=tiny", "--dataset={tmp}/no/such/dir"], "does not exist"),
+        (["train", "--preset=tiny", "--holdout_fraction=1.5"], "holdout_fraction must be in"),
         (["sample", "--model_dir=/nonexistent"], "no config.json"),
+        (["dedup", "--dataset={tmp}"], "has no input"),
         (["sample", "--seeds=a,b"], "--seeds must be integers"),
         (["frobnicate"], "unknown command 'frobnicate'"),
     ],

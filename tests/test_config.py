@@ -47,6 +47,9 @@ def test_max_width_caps_widths():
         ({"batch_size": 0}, "batch_size"),
         ({"beta_1": 1.0}, "beta_1"),
         ({"steps": -3}, "steps"),
+        ({"holdout_fraction": 1.0}, "holdout_fraction must be in"),
+        ({"small_images": "crop"}, "small_images must be one of"),
+        ({"shuffle_buffer": 0}, "shuffle_buffer"),
     ],
 )
 def test_bad_values_raise_one_line_naming_the_problem(kwargs, message):
@@ -63,9 +66,16 @@ def test_unknown_preset_and_field():
 
 
 def test_overrides_route_to_their_section_and_none_is_ignored():
-    c = get_config("paper64", image_size=128, batch_size=64, dataset="x", seed=None)
+    c = get_config("paper64", image_size=128, batch_size=64, dataset="x", seed=None, cache="memory")
     assert c.model.image_size == 128 and c.train.batch_size == 64 and c.dataset == "x"
     assert c.train.seed == get_config("paper64").train.seed
+    assert c.data.cache == "memory" and c.data.small_images == "upscale"
+
+
+def test_run_folders_written_before_the_data_section_still_load():
+    d = get_config("tiny").to_dict()
+    del d["data"]
+    assert Config.from_dict(d) == get_config("tiny")
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))

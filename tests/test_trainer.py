@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from keras_dcgan.config import Config
-from keras_dcgan.data import load_dataset, load_digits
+from keras_dcgan.data import load_digits, synthetic
 from keras_dcgan.training import load_trained, train
-from tests.helpers import batches, random_images, tiny_config
+from tests.helpers import batches, random_images, tiny_config, write_messy_folder
 
 
 def test_digits_default_data():
@@ -19,11 +19,6 @@ def test_digits_default_data():
     assert images.min() >= -1.0 and images.max() <= 1.0
     assert images.min() == -1.0 and images.max() > 0.9
     assert sorted(set(labels.tolist())) == list(range(10))
-    ds = load_dataset("digits", 32, 3, batch_size=64)
-    assert ds.element_spec.shape.as_list() == [64, 32, 32, 3]
-    assert int(ds.cardinality()) == 1797 // 64
-    with pytest.raises(ValueError, match="Unknown dataset 'lsun'"):
-        load_dataset("lsun", 32, 3, 64)
 
 
 def test_train_writes_the_run_folder(tmp_path):
@@ -96,3 +91,33 @@ def test_continuing_a_run_counted_in_steps_trains_only_the_missing_steps(tmp_pat
     assert train(tiny_config(steps=5), model_dir, verbose=0).steps == 5
     # Asking for fewer steps than done trains nothing and keeps the model.
     assert train(tiny_config(steps=3), model_dir, verbose=0).steps == 5
+
+
+def test_a_folder_with_bad_files_trains_through_the_epoch_and_reports_them(tmp_path, capsys):
+    folder = write_messy_folder(str(tmp_path / "images"), synthetic.photo_like_images(22, 40))
+    model_dir = str(tmp_path / "run")
+    config = tiny_config(dataset=folder, epochs=2, batch_size=7)
+    result = train(config, model_dir, verbose=0)
+    assert result.steps == 2 * (21 // 7)  # every usable file, both epochs
+    rows = open(os.path.join(model_dir, "metrics.csv")).read().splitlines()
+    header = rows[0].split(",")
+    assert [row.split(",")[header.index("skipped_inputs")] for row in rows[1:]] == ["3", "3"]
+    listed = open(os.path.join(model_dir, "skipped_inputs.tsv")).read().splitlines()
+    assert listed == [
+        "id\treason",
+        "empty.png\tempty file",
+        "notes.txt\tnot an image",
+        "truncated.jpg\tundecodable or truncated",
+    ]
+    out = capsys.readouterr().out
+    assert "Epoch 1: 3 input(s) skipped (1 empty file, 1 not an image, 1 undecodable" in out
+    assert "Epoch 2:" not in out  # reported again only when the count grows
+    assert "digits_score.json" not in os.listdir(model_dir)
+
+
+def test_train_in_steps_on_a_folder_repeats_it(tmp_path):
+    folder = write_messy_folder(str(tmp_path / "images"), synthetic.photo_like_images(22, 40))
+    result = train(
+        tiny_config(dataset=folder, steps=7, batch_size=7), str(tmp_path / "r"), verbose=0
+    )
+    assert result.steps == 7  # more than one pass (3 batches) without running dry

@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "train": ("keras_dcgan.cli.train", "train a DCGAN into a run folder (default: digits, CPU)"),
     "sample": ("keras_dcgan.cli.sample", "render a PNG grid from a trained run folder"),
+    "dedup": ("keras_dcgan.cli.dedup", "find near-duplicate images, write a keep-list"),
 }
 
 

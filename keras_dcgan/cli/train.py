@@ -9,8 +9,25 @@ from absl import flags
 from keras_dcgan.config import PRESETS, STRATEGIES
 
 _PRESET = flags.DEFINE_enum("preset", "digits32", list(PRESETS), "Named configuration.")
-_DATASET = flags.DEFINE_string("dataset", None, "Image source (default: the preset's).")
+_DATASET = flags.DEFINE_string(
+    "dataset",
+    None,
+    "Image source (default: the preset's): digits, a TFDS name (mnist, cifar10, celeb_a, ...), "
+    "an LMDB folder (LSUN's *_lmdb) or a folder of images.",
+)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir.")
+_HOLDOUT = flags.DEFINE_float(
+    "holdout_fraction", None, "Share of a folder's/LMDB's images held out (stable hash)."
+)
+_KEEP_LIST = flags.DEFINE_string("keep_list", None, "Train only on the ids of a dedup keep-list.")
+_CACHE = flags.DEFINE_string(
+    "cache", None, "Cache decoded images: 'memory' or a folder (default: no cache)."
+)
+_SMALL = flags.DEFINE_enum(
+    "small_images", None, ["upscale", "skip"], "Images smaller than --image_size."
+)
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Image side, a power of two (16-1024).")
+_CHANNELS = flags.DEFINE_enum("channels", None, ["1", "3"], "1 (grayscale) or 3 (RGB).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Global batch size.")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Total epochs (a continued run counts its own).")
 _STEPS = flags.DEFINE_integer("steps", None, "Total iterations instead of epochs.")
@@ -37,6 +54,12 @@ def main(argv: list[str]) -> None:
             _PRESET.value,
             dataset=_DATASET.value,
             image_size=_IMAGE_SIZE.value,
+            channels=None if _CHANNELS.value is None else int(_CHANNELS.value),
+            data_dir=_DATA_DIR.value,
+            holdout_fraction=_HOLDOUT.value,
+            keep_list=_KEEP_LIST.value,
+            cache=_CACHE.value,
+            small_images=_SMALL.value,
             batch_size=_BATCH_SIZE.value,
             epochs=_EPOCHS.value,
             steps=_STEPS.value,

@@ -1,34 +1,40 @@
-"""Image sources as batched tf.data pipelines of float32 NHWC images in [-1, 1]."""
+"""Image sources as tf.data pipelines of float32 NHWC images in [-1, 1].
+
+`load_images(source, image_size, channels, batch_size)` is the one entry point (the CLI's
+`--dataset`); `open_source(source)` gives the `ImageSource` behind it (its `skip_log` counts the
+files that could not be used). See `keras_dcgan.data.sources` for the sources.
+"""
 
 from __future__ import annotations
 
-import tensorflow as tf
-
+from keras_dcgan.data.decode import SkipLog, SkippedImage, decode_image
 from keras_dcgan.data.digits import load_digits
 from keras_dcgan.data.preprocessing import check_dataset, image_spec, images_dataset
-
-SOURCES = ("digits",)
-
-
-def load_dataset(
-    source: str,
-    image_size: int,
-    channels: int,
-    batch_size: int,
-    seed: int | None = 0,
-) -> tf.data.Dataset:
-    """The training pipeline for a named source: shuffled global batches, remainder dropped."""
-    if source == "digits":
-        images, _ = load_digits(image_size, channels)
-        return images_dataset(images, batch_size, seed=seed)
-    raise ValueError(f"Unknown dataset {source!r}; available: {', '.join(SOURCES)}.")
-
+from keras_dcgan.data.sources import (
+    DigitsSource,
+    FolderSource,
+    ImageSource,
+    LmdbSource,
+    TfdsSource,
+    load_images,
+    open_source,
+    square_resize,
+)
 
 __all__ = [
-    "SOURCES",
+    "DigitsSource",
+    "FolderSource",
+    "ImageSource",
+    "LmdbSource",
+    "SkipLog",
+    "SkippedImage",
+    "TfdsSource",
     "check_dataset",
+    "decode_image",
     "image_spec",
     "images_dataset",
-    "load_dataset",
     "load_digits",
+    "load_images",
+    "open_source",
+    "square_resize",
 ]

@@ -74,3 +74,40 @@ class StopAtStep(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if iterations(self.model) >= self.steps:
             self.model.stop_training = True
+
+
+class SkippedInputs(keras.callbacks.Callback):
+    """Reports the inputs the pipeline skipped (undecodable, not images, too small).
+
+    At the end of every epoch: adds `skipped_inputs` (distinct inputs skipped so far) to the
+    epoch's logs, so Keras' CSV and TensorBoard loggers record it (put this callback before
+    them), prints a line when the count grew, and rewrites `<directory>/skipped_inputs.tsv`
+    (id, reason).
+    """
+
+    FILE = "skipped_inputs.tsv"
+
+    def __init__(self, skip_log, directory: str | None = None):
+        super().__init__()
+        self.skip_log = skip_log
+        self.directory = directory
+        self._reported = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        count = self.skip_log.count
+        if logs is not None:
+            logs["skipped_inputs"] = count
+        if count > self._reported:
+            print(f"\nEpoch {epoch + 1}: {self.skip_log.summary()} so far.", flush=True)
+            self._reported = count
+            if self.directory is not None:
+                self._write()
+
+    def _write(self):
+        path = os.path.join(self.directory, self.FILE)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write("id\treason\n")
+            for item_id, reason in sorted(self.skip_log.items().items()):
+                f.write(f"{item_id}\t{reason}\n")
+        os.replace(tmp, path)

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import warnings
 
 import keras
 import tensorflow as tf
@@ -56,10 +57,15 @@ def _check_resume(config: Config, model_dir: str) -> None:
         )
 
 
-def _steps_per_epoch(steps: int, dataset: tf.data.Dataset) -> int:
+def _steps_per_epoch(steps: int, dataset: tf.data.Dataset, source=None, config=None) -> int:
     """Steps per fit() epoch for a run of `steps` more iterations: a pass over the data, at most
-    `steps` (1000 when the dataset's length is unknown or infinite)."""
+    `steps`. When tf.data does not know the length (files may be skipped), the source's count of
+    inputs before skipping; 1000 when that is unknown too."""
     per_epoch = int(dataset.cardinality())
+    if per_epoch <= 0 and source is not None:
+        dc = config.data
+        n = source.num_examples(dc.split, dc.holdout_fraction, dc.keep_list)
+        per_epoch = (n or 0) // config.train.batch_size
     if per_epoch <= 0:
         per_epoch = 1000
     return min(per_epoch, steps)
@@ -77,9 +83,10 @@ def train(
 
     Writes `config.json` (the resolved config, before training starts), `checkpoints/` (every
     epoch), `samples/epoch_NNNN.png` (fixed seeds 0..num_preview-1), `logs/` (TensorBoard scalars
-    and sample images), `metrics.csv`, and `model.keras` at the end; on the digits dataset also
-    `digits_score.json`. A folder that already holds a checkpoint of the same model continues
-    from it (epoch counter, weights, optimizer moments and noise state).
+    and sample images), `metrics.csv` (with `skipped_inputs`, the unusable files met so far),
+    `skipped_inputs.tsv` (which files, and why) when there are any, and `model.keras` at the end;
+    on the digits dataset also `digits_score.json`. A folder that already holds a checkpoint of
+    the same model continues from it (epoch counter, weights, optimizer moments and noise state).
 
     Args:
         config: the experiment (see `keras_dcgan.config.get_config`).
@@ -95,10 +102,21 @@ def train(
     keras.utils.set_random_seed(config.train.seed)
     if isinstance(strategy, str):
         strategy = get_strategy(strategy)
-    mc, tc = config.model, config.train
+    mc, tc, dc = config.model, config.train, config.data
+    source = None
     if dataset is None:
-        dataset = data_lib.load_dataset(
-            config.dataset, mc.image_size, mc.channels, tc.batch_size, seed=tc.seed
+        source = data_lib.open_source(config.dataset, data_dir=dc.data_dir)
+        dataset = source.dataset(
+            mc.image_size,
+            mc.channels,
+            tc.batch_size,
+            split=dc.split,
+            holdout_fraction=dc.holdout_fraction,
+            keep_list=dc.keep_list,
+            small_images=dc.small_images,
+            seed=tc.seed,
+            shuffle_buffer=dc.shuffle_buffer,
+            cache=dc.cache,
         )
     data_lib.check_dataset(dataset, (mc.image_size, mc.image_size, mc.channels))
 
@@ -128,11 +146,15 @@ def train(
     else:
         # Counted in iterations: a continued run trains only the steps still missing.
         todo = tc.steps - callbacks_lib.iterations(gan)
-        steps_per_epoch = _steps_per_epoch(max(todo, 1), dataset)
+        steps_per_epoch = _steps_per_epoch(max(todo, 1), dataset, source, config)
+        if int(dataset.cardinality()) < 0:  # length unknown (skipped files): never run dry
+            dataset = dataset.repeat()
         epochs = initial_epoch + math.ceil(max(todo, 0) / steps_per_epoch)
     history = None
     if todo > 0:
         run_callbacks = [
+            # First, so that the CSV and TensorBoard loggers see its `skipped_inputs`.
+            *([callbacks_lib.SkippedInputs(source.skip_log, model_dir)] if source else []),
             callbacks_lib.EpochCheckpoint(manager, epoch),
             callbacks_lib.PreviewGrid(
                 os.path.join(model_dir, SAMPLES_DIR),
@@ -145,23 +167,27 @@ def train(
         ]
         if tc.steps is not None:
             run_callbacks.append(callbacks_lib.StopAtStep(tc.steps))
-        history = gan.fit(
-            dataset,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=run_callbacks,
-            verbose=verbose,
-        )
+        with warnings.catch_warnings():
+            # An epoch over a dataset of unknown length (files may be skipped) ends when the
+            # data does, which Keras reports as "ran out of data" every epoch.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            history = gan.fit(
+                dataset,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=run_callbacks,
+                verbose=verbose,
+            )
     else:
         print(f"{model_dir} already holds the requested training; nothing to do.")
     gan.save(os.path.join(model_dir, FINAL_MODEL))
 
     score = None
     if config.dataset == "digits":
-        from keras_dcgan.evaluation.digits import DigitsScorer
+        from keras_dcgan.evaluation.digits import default_scorer
 
-        score = DigitsScorer().score(gan.sample(1000).numpy())
+        score = default_scorer().score(gan.sample(1000).numpy())
         with open(os.path.join(model_dir, DIGITS_SCORE_FILE), "w") as f:
             json.dump(dataclasses.asdict(score), f, indent=2)
         print(score.summary(), flush=True)

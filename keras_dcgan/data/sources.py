@@ -1,0 +1,684 @@
+"""Image sources and the training input pipeline: `open_source(...)`, `load_images(...)`.
+
+A source is named by one string (the `--dataset` flag):
+
+    digits                          scikit-learn's 8x8 digits (offline default)
+    mnist, cifar10, celeb_a, ...    a TensorFlow Datasets name (also "tfds:NAME"), with data_dir
+    /data/bedroom_train_lmdb        LSUN's LMDB export: a folder holding data.mdb (or "lmdb:PATH")
+    /data/illustrations             any folder tree of image files (or "folder:PATH")
+
+Every source gives the same pipeline (`ImageSource.dataset`): images centre-cropped to a square,
+area-resized to `image_size`, converted to `channels`, scaled to float32 [-1, 1], shuffled with a
+seed, optionally cached, batched with the GLOBAL batch size (remainder dropped) and prefetched.
+Files that cannot be used (undecodable, truncated, empty, not images) are skipped and recorded in
+`source.skip_log`; a source with no usable image is an error before training starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from keras_dcgan.data.decode import (
+    SMALL_IMAGE_POLICIES,
+    TOO_SMALL,
+    UNREADABLE,
+    SkipLog,
+    SkippedImage,
+    decode_image,
+)
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test", "all")
+DECODE_GROUP = 16  # inputs decoded per Python call
+CACHE_DIR_ENV = "KERAS_DCGAN_CACHE_DIR"
+LSUN_HELP = (
+    "TFDS cannot prepare LSUN on TF 2.21 (its builder needs tensorflow-io). Download LSUN's "
+    "LMDB export instead (README, 'Getting LSUN': http://dl.yf.io/lsun/scenes/"
+    "bedroom_train_lmdb.zip, 42.77 GiB), unzip it and pass --dataset=/data/bedroom_train_lmdb."
+)
+
+
+def default_cache_dir() -> str:
+    """Where derived files (LMDB key lists) are cached: $KERAS_DCGAN_CACHE_DIR, else
+    $XDG_CACHE_HOME/keras_dcgan, else ~/.cache/keras_dcgan."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return os.environ[CACHE_DIR_ENV]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "keras_dcgan")
+
+
+def _stable_fraction(item_id: str) -> float:
+    """A number in [0, 1) fixed by the id alone (same on every machine and run)."""
+    digest = hashlib.sha1(item_id.encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def _check_options(split, holdout_fraction, small_images, batch_size, cache):
+    if not 0.0 <= holdout_fraction < 1.0:
+        raise ValueError(f"holdout_fraction must be in [0, 1); got {holdout_fraction!r}.")
+    if small_images not in SMALL_IMAGE_POLICIES:
+        raise ValueError(
+            f"small_images must be one of {SMALL_IMAGE_POLICIES}; got {small_images!r}."
+        )
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    if cache is not None and not isinstance(cache, str):
+        raise ValueError(f"cache must be None, 'memory' or a folder path; got {cache!r}.")
+
+
+def _keep_set(keep_list) -> set[str] | None:
+    if keep_list is None:
+        return None
+    if isinstance(keep_list, (str, os.PathLike)):
+        from keras_dcgan.data.dedup import read_keep_list
+
+        keep_list = read_keep_list(keep_list)
+    return set(keep_list)
+
+
+class ImageSource:
+    """A named collection of images; `dataset()` is the training pipeline over it.
+
+    Subclasses give `examples()`: an unbatched dataset of (id, image) with image uint8 (or float32
+    in [-1, 1]) [size, size, channels].
+    """
+
+    kind = "source"
+    shuffles_fully = True  # examples(shuffle=True) already yields a full permutation
+
+    def __init__(self, name: str):
+        self.name = name
+        self.skip_log = SkipLog()
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r})"
+
+    def num_examples(self, split="train", holdout_fraction=0.0, keep_list=None) -> int | None:
+        """Inputs in the split before any is skipped (None when unknown)."""
+        return None
+
+    def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
+                 keep_list=None, small_images="upscale", shuffle=False, seed=0,
+                 input_context=None) -> tf.data.Dataset:  # fmt: skip
+        raise NotImplementedError
+
+    def dataset(
+        self,
+        image_size: int,
+        channels: int = 3,
+        batch_size: int | None = None,
+        *,
+        split: str = "train",
+        holdout_fraction: float = 0.0,
+        keep_list: str | Sequence[str] | None = None,
+        small_images: str = "upscale",
+        shuffle: bool = True,
+        seed: int | None = 0,
+        shuffle_buffer: int = 10_000,
+        cache: str | None = None,
+        input_context: tf.distribute.InputContext | None = None,
+        drop_remainder: bool = True,
+    ) -> tf.data.Dataset:
+        """The input pipeline: float32 batches [batch, size, size, channels] in [-1, 1].
+
+        Args:
+            image_size, channels: the model's images (1 = grayscale, 3 = RGB).
+            batch_size: the GLOBAL batch (with `input_context`, each pipeline yields its replicas'
+                share); None yields single images.
+            split: "train", "test" or "all" of a `holdout_fraction` split made by a stable hash of
+                each file path or key; for TFDS any TFDS split ("train", "test", "train[:90%]").
+            holdout_fraction: share of the inputs in the "test" split (0: all are "train").
+            keep_list: ids to keep (a path to a `dcgan dedup` keep-list, or a list of ids).
+            small_images: images whose short side is below `image_size`: "upscale" (bicubic) or
+                "skip" (counted in `skip_log`).
+            shuffle, seed: seeded shuffling, different on every epoch.
+            shuffle_buffer: buffer of the element shuffle after a cache (and for TFDS).
+            cache: None, "memory", or a folder for a file cache of the decoded images (named by a
+                hash of the source and these options, so a changed setting never reads stale data).
+            input_context: from `strategy.distribute_datasets_from_function`: this pipeline reads
+                only its shard of the inputs (disjoint across workers) and TF's auto-sharding is
+                turned off; without it, tf.distribute's AUTO policy shards the batches.
+            drop_remainder: every batch full (what the train step expects).
+        """
+        _check_options(split, holdout_fraction, small_images, batch_size, cache)
+        ds = self.examples(
+            image_size,
+            channels,
+            split=split,
+            holdout_fraction=holdout_fraction,
+            keep_list=keep_list,
+            small_images=small_images,
+            shuffle=shuffle and cache is None,
+            seed=seed,
+            input_context=input_context,
+        )
+        ds = ds.map(lambda _, image: image)
+        if cache is not None:
+            ds = ds.cache(self._cache_file(cache, image_size, channels, split, holdout_fraction,
+                                           keep_list, small_images, input_context))  # fmt: skip
+        if shuffle and (cache is not None or not self.shuffles_fully):
+            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        if batch_size is not None:
+            if input_context is not None:
+                batch_size = input_context.get_per_replica_batch_size(batch_size)
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.map(_to_model_range, num_parallel_calls=tf.data.AUTOTUNE)
+        if input_context is not None:
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.OFF
+            )
+            ds = ds.with_options(options)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def decode_id(self, raw: bytes) -> str:
+        """The id (as in keep-lists and skip logs) of an `examples()` id tensor's bytes."""
+        return raw.decode("utf-8", "surrogateescape")
+
+    def arrays(
+        self,
+        image_size: int,
+        channels: int = 3,
+        *,
+        split: str = "all",
+        holdout_fraction: float = 0.0,
+        keep_list=None,
+        limit: int | None = None,
+    ) -> tuple[list[str], np.ndarray]:
+        """(ids, uint8 images [N, size, size, channels]) of the whole split in source order (at
+        most `limit`), skipped inputs left out; e.g. the 32x32 crops that `dcgan dedup` hashes."""
+        ds = self.examples(
+            image_size, channels, split=split, holdout_fraction=holdout_fraction,
+            keep_list=keep_list,
+        )  # fmt: skip
+        if limit is not None:
+            ds = ds.take(limit)
+        ids, images = [], []
+        for raw, image in ds.batch(1024).as_numpy_iterator():
+            ids += [self.decode_id(bytes(r)) for r in raw]
+            images.append(image)
+        if not images:
+            raise ValueError(f"{self.name} yielded no image.")
+        images = np.concatenate(images)
+        if images.dtype != np.uint8:  # digits: float in [-1, 1]
+            images = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        return ids, images
+
+    def _cache_file(self, cache, *settings) -> str:
+        if cache == "memory":
+            return ""
+        *options, keep_list, small, ctx = settings
+        key = {
+            "source": self.fingerprint(),
+            "options": options,
+            "keep": sorted(_keep_set(keep_list)) if keep_list is not None else None,
+            "small": small,
+            "shard": None if ctx is None else [ctx.input_pipeline_id, ctx.num_input_pipelines],
+        }
+        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        os.makedirs(cache, exist_ok=True)
+        return os.path.join(cache, f"{self.kind}-{digest}")
+
+    def fingerprint(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+def _to_model_range(images):
+    if images.dtype == tf.uint8:
+        return tf.cast(images, tf.float32) / 127.5 - 1.0
+    return images
+
+
+class _IdSource(ImageSource):
+    """A source listed in Python: ids (file paths, LMDB keys), each read as encoded bytes and
+    decoded with Pillow in tf.data's parallel map."""
+
+    def all_ids(self) -> list[str]:
+        raise NotImplementedError
+
+    def read(self, item_id: str) -> bytes:
+        raise NotImplementedError
+
+    def _encode_id(self, item_id: str) -> bytes:
+        return item_id.encode("utf-8", "surrogateescape")
+
+    def ids(self, split="train", holdout_fraction=0.0, keep_list=None) -> list[str]:
+        """The ids of a split, in listing order, after the keep-list."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
+        ids = self.all_ids()
+        keep = _keep_set(keep_list)
+        if keep is not None:
+            ids = [i for i in ids if i in keep]
+        if holdout_fraction and split != "all":
+            test = split == "test"
+            ids = [i for i in ids if (_stable_fraction(i) < holdout_fraction) == test]
+        return ids
+
+    def num_examples(self, split="train", holdout_fraction=0.0, keep_list=None) -> int:
+        return len(self.ids(split, holdout_fraction, keep_list))
+
+    def load(self, item_id: str, image_size: int, channels: int, small_images="upscale"):
+        """One input as uint8 [size, size, channels]; raises SkippedImage (and records it)."""
+        try:
+            data = self.read(item_id)
+        except OSError as e:
+            self.skip_log.add(item_id, UNREADABLE, str(e))
+            raise SkippedImage(UNREADABLE, str(e)) from None
+        try:
+            return decode_image(data, image_size, channels, small_images)
+        except SkippedImage as e:
+            self.skip_log.add(item_id, e.reason, e.detail)
+            raise
+
+    def check_decodable(self, ids, image_size, channels, small_images) -> None:
+        """Raises ValueError unless some input decodes (tries them in order, stops at the first
+        good one: one decode for a healthy source)."""
+        for item_id in ids:
+            try:
+                self.load(item_id, image_size, channels, small_images)
+                return
+            except SkippedImage:
+                continue
+        raise ValueError(
+            f"{self.name} has nothing usable: all {len(ids)} input(s) were skipped "
+            f"({self.skip_log.summary()})."
+        )
+
+    def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
+                 keep_list=None, small_images="upscale", shuffle=False, seed=0,
+                 input_context=None):  # fmt: skip
+        ids = self.ids(split, holdout_fraction, keep_list)
+        if not ids:
+            what = "" if split == "all" and keep_list is None else f" in split {split!r}"
+            raise ValueError(f"{self.name} has no input{what}.")
+        self.check_decodable(ids, image_size, channels, small_images)
+        if input_context is not None:
+            ids = ids[input_context.input_pipeline_id :: input_context.num_input_pipelines]
+        ds = tf.data.Dataset.from_tensor_slices(np.array([self._encode_id(i) for i in ids], object))
+        if shuffle:
+            ds = ds.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
+
+        # Decoded in groups: one Python call per group amortises tf.data's per-call cost, and
+        # tf.data runs several groups at once (Pillow releases the GIL while it decodes).
+        def load_group(raws):
+            images = np.zeros((len(raws), image_size, image_size, channels), np.uint8)
+            ok = np.zeros(len(raws), bool)
+            for k, raw in enumerate(raws):
+                try:
+                    item_id = self.decode_id(bytes(raw))
+                    images[k] = self.load(item_id, image_size, channels, small_images)
+                    ok[k] = True
+                except SkippedImage:
+                    pass
+            return images, ok
+
+        def load_tf(raws):
+            images, ok = tf.numpy_function(load_group, [raws], (tf.uint8, tf.bool), stateful=False)
+            images.set_shape((None, image_size, image_size, channels))
+            ok.set_shape((None,))
+            return raws, images, ok
+
+        def loaded(raw, image, ok):
+            return ok
+
+        def drop_flag(raw, image, ok):
+            return raw, image
+
+        ds = ds.batch(DECODE_GROUP).map(load_tf, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.unbatch().filter(loaded).map(drop_flag)
+
+
+class FolderSource(_IdSource):
+    """Every file under a folder (recursively, hidden files and folders excepted), ids are paths
+    relative to it. Non-image files are skipped and counted like corrupt ones."""
+
+    kind = "folder"
+
+    def __init__(self, root: str):
+        if not os.path.isdir(root):
+            raise ValueError(f"Image folder {root!r} does not exist or is not a folder.")
+        super().__init__(root)
+        self.root = os.path.abspath(root)
+        self._ids = None
+
+    def all_ids(self) -> list[str]:
+        if self._ids is None:
+            ids = []
+            for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith("."):
+                        continue
+                    path = os.path.join(dirpath, name)
+                    if os.path.isfile(path):
+                        ids.append(os.path.relpath(path, self.root))
+            self._ids = ids
+        return self._ids
+
+    def read(self, item_id: str) -> bytes:
+        with open(os.path.join(self.root, item_id), "rb") as f:
+            return f.read()
+
+    def fingerprint(self) -> str:
+        return f"folder:{self.root}"
+
+
+class LmdbSource(_IdSource):
+    """An LMDB of encoded images (LSUN's export: key = image hash, value = JPEG/WebP bytes).
+
+    The list of keys is read once with a cursor and cached as a .npy file under
+    `default_cache_dir()/lmdb_keys/`, named by the database's path, size and modification time,
+    so that reopening a 3M-image database takes a second. Ids are the keys as text (latin-1).
+    """
+
+    kind = "lmdb"
+
+    def __init__(self, path: str, cache_dir: str | None = None):
+        if os.path.basename(path) == "data.mdb":
+            path = os.path.dirname(path) or "."
+        if not os.path.isfile(os.path.join(path, "data.mdb")):
+            raise ValueError(f"{path!r} is not an LMDB folder (no data.mdb in it).")
+        super().__init__(path)
+        self.path = os.path.abspath(path)
+        self.cache_dir = cache_dir or os.path.join(default_cache_dir(), "lmdb_keys")
+        self._env = None
+        self._env_pid = None
+        self._lock = threading.Lock()
+        self._keys = None
+
+    def _environment(self):
+        import lmdb
+
+        with self._lock:
+            if self._env is None or self._env_pid != os.getpid():  # one per process
+                self._env = lmdb.open(self.path, readonly=True, lock=False, readahead=False,
+                                      meminit=False, max_readers=512)  # fmt: skip
+                self._env_pid = os.getpid()
+            return self._env
+
+    def _keys_cache_file(self) -> str:
+        stat = os.stat(os.path.join(self.path, "data.mdb"))
+        key = f"{self.path}|{stat.st_size}|{stat.st_mtime_ns}"
+        return os.path.join(self.cache_dir, hashlib.sha1(key.encode()).hexdigest()[:20] + ".npy")
+
+    def keys(self) -> np.ndarray:
+        """All keys (bytes), in the database's order; cached on disk."""
+        if self._keys is not None:
+            return self._keys
+        cache_file = self._keys_cache_file()
+        if os.path.exists(cache_file):
+            try:
+                self._keys = np.load(cache_file, allow_pickle=False)
+                return self._keys
+            except (OSError, ValueError) as e:
+                log.warning("Ignoring unreadable key cache %s: %s", cache_file, e)
+        with self._environment().begin() as txn:
+            keys = [bytes(k) for k in txn.cursor().iternext(keys=True, values=False)]
+        self._keys = np.array(keys, dtype=object)
+        # numpy's fixed-width bytes drop trailing NULs: cache only keys that survive that.
+        if keys and not any(k.endswith(b"\0") for k in keys):
+            try:
+                os.makedirs(self.cache_dir, exist_ok=True)
+                tmp = f"{cache_file}.{os.getpid()}.tmp.npy"
+                np.save(tmp, np.array(keys, dtype=bytes), allow_pickle=False)
+                os.replace(tmp, cache_file)
+            except OSError as e:
+                log.warning("Could not cache the LMDB key list in %s: %s", self.cache_dir, e)
+        return self._keys
+
+    def all_ids(self) -> list[str]:
+        return [bytes(k).decode("latin-1") for k in self.keys()]
+
+    def _encode_id(self, item_id: str) -> bytes:
+        return item_id.encode("latin-1")
+
+    def decode_id(self, raw: bytes) -> str:
+        return raw.decode("latin-1")
+
+    def read(self, item_id: str) -> bytes:
+        with self._environment().begin(buffers=False) as txn:
+            value = txn.get(item_id.encode("latin-1"))
+        if value is None:
+            raise OSError(f"key {item_id!r} not in the database")
+        return value
+
+    def fingerprint(self) -> str:
+        stat = os.stat(os.path.join(self.path, "data.mdb"))
+        return f"lmdb:{self.path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+class DigitsSource(ImageSource):
+    """scikit-learn's handwritten digits (1,797 images of 8x8, shipped with the package), resized
+    bilinearly; ids are "digits/NNNN" (row in `load_digits`)."""
+
+    kind = "digits"
+
+    def __init__(self):
+        super().__init__("digits")
+
+    def ids(self, split="train", holdout_fraction=0.0, keep_list=None) -> list[str]:
+        return _IdSource.ids(self, split, holdout_fraction, keep_list)
+
+    def all_ids(self) -> list[str]:
+        return [f"digits/{i:04d}" for i in range(1797)]
+
+    def num_examples(self, split="train", holdout_fraction=0.0, keep_list=None) -> int:
+        return len(self.ids(split, holdout_fraction, keep_list))
+
+    def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
+                 keep_list=None, small_images="upscale", shuffle=False, seed=0,
+                 input_context=None):  # fmt: skip
+        from keras_dcgan.data.digits import load_digits
+
+        ids = self.ids(split, holdout_fraction, keep_list)
+        if not ids:
+            raise ValueError(f"digits has no input in split {split!r}.")
+        if input_context is not None:
+            ids = ids[input_context.input_pipeline_id :: input_context.num_input_pipelines]
+        images, _ = load_digits(image_size, channels)
+        rows = [int(i.split("/")[1]) for i in ids]
+        ds = tf.data.Dataset.from_tensor_slices((ids, images[rows]))
+        if shuffle:
+            ds = ds.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
+        return ds
+
+
+class TfdsSource(ImageSource):
+    """A TensorFlow Datasets dataset with an "image" feature (labels are dropped).
+
+    Prepared data under `data_dir` is used as is; otherwise it is downloaded and prepared first
+    (`download=True`), except LSUN, which TFDS cannot prepare on TF 2.21.
+    """
+
+    kind = "tfds"
+    shuffles_fully = False  # shuffled files, then a buffer
+
+    def __init__(self, name: str, data_dir: str | None = None, download: bool = True):
+        import tensorflow_datasets as tfds
+
+        super().__init__(name)
+        try:
+            self.builder = tfds.builder(name, data_dir=data_dir)
+        except Exception as e:  # tfds raises DatasetNotFoundError and friends
+            raise ValueError(f"Unknown TFDS dataset {name!r}: {e}") from None
+        self.download = download
+        if name.startswith("lsun") and not self._prepared():
+            raise ValueError(
+                f"TFDS {name!r} is not prepared under {self.builder.data_dir!r}. {LSUN_HELP}"
+            )
+        features = getattr(self.builder.info, "features", None)
+        if features is not None and "image" not in features:
+            raise ValueError(f"TFDS {name!r} has no 'image' feature (features: {list(features)}).")
+
+    def _prepared(self) -> bool:
+        return os.path.isdir(self.builder.data_dir) and any(
+            f.endswith(".json") for f in os.listdir(self.builder.data_dir)
+        )
+
+    def num_examples(self, split="train", holdout_fraction=0.0, keep_list=None) -> int | None:
+        if keep_list is not None:
+            return None
+        try:
+            return int(self.builder.info.splits[split].num_examples)
+        except Exception:
+            return None
+
+    def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
+                 keep_list=None, small_images="upscale", shuffle=False, seed=0,
+                 input_context=None):  # fmt: skip
+        import tensorflow_datasets as tfds
+
+        if holdout_fraction:
+            raise ValueError(
+                "holdout_fraction is for folders and LMDBs; for TFDS use a split such as "
+                "'train[:90%]'."
+            )
+        if split == "all":
+            split = "+".join(self.builder.info.splits.keys())
+        if self.download and not self._prepared():
+            self.builder.download_and_prepare()
+        read_config = tfds.ReadConfig(
+            shuffle_seed=seed, input_context=input_context, add_tfds_id=True
+        )
+        try:
+            ds = self.builder.as_dataset(
+                split=split, shuffle_files=shuffle, read_config=read_config
+            )
+        except Exception as e:
+            raise ValueError(f"Cannot read TFDS {self.name!r} split {split!r}: {e}") from None
+        keep = _keep_set(keep_list)
+        if keep is not None:
+            table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(sorted(keep), tf.string), tf.ones(len(keep), tf.int32)
+                ),
+                default_value=0,
+            )
+            ds = ds.filter(lambda ex: table.lookup(ex["tfds_id"]) > 0)
+        skip_log, size = self.skip_log, image_size
+
+        def record_small(item_id, height, width):
+            self_id = bytes(item_id).decode("utf-8", "replace")
+            skip_log.add(self_id, TOO_SMALL, f"{width}x{height} < {size}")
+            return False
+
+        def usable(ex):
+            shape = tf.shape(ex["image"])
+            small = tf.minimum(shape[0], shape[1]) < image_size
+            return tf.cond(
+                small,
+                lambda: tf.numpy_function(
+                    record_small, [ex["tfds_id"], shape[0], shape[1]], tf.bool, stateful=True
+                ),
+                lambda: tf.constant(True),
+            )
+
+        if small_images == "skip":
+            ds = ds.filter(usable)
+        return ds.map(
+            lambda ex: (ex["tfds_id"], square_resize(ex["image"], image_size, channels)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def fingerprint(self) -> str:
+        return f"tfds:{self.builder.info.full_name}:{self.builder.data_dir}"
+
+
+def square_resize(image: tf.Tensor, image_size: int, channels: int) -> tf.Tensor:
+    """A decoded uint8 image [H, W, C] (C 1, 3 or 4) -> uint8 [size, size, channels]: centre crop
+    to a square, area resize (bicubic when upscaling), channels converted (alpha dropped)."""
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank == 2:
+        image = image[..., None]
+    image = image[..., :3] if image.shape[-1] == 4 else image
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
+    image = image[top : top + side, left : left + side]
+    area = tf.image.resize(image, (image_size, image_size), method="area")
+    bicubic = tf.image.resize(image, (image_size, image_size), method="bicubic")
+    image = tf.where(side >= image_size, area, bicubic)
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    if channels == 1 and image.shape[-1] == 3:
+        image = tf.image.rgb_to_grayscale(image)
+    elif channels == 3 and image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    return tf.ensure_shape(image, (image_size, image_size, channels))
+
+
+def open_source(source: str, data_dir: str | None = None, download: bool = True) -> ImageSource:
+    """The `ImageSource` a `--dataset` string names (see the module docstring).
+
+    An explicit prefix ("tfds:", "lmdb:", "folder:") decides; otherwise "digits", then an
+    existing path (an LMDB if it holds data.mdb, else a folder), then a TFDS name.
+    """
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"The dataset must be a non-empty string; got {source!r}.")
+    prefix, _, rest = source.partition(":")
+    if rest and prefix == "tfds":
+        return TfdsSource(rest, data_dir=data_dir, download=download)
+    if rest and prefix == "lmdb":
+        return LmdbSource(rest)
+    if rest and prefix == "folder":
+        return FolderSource(rest)
+    if source == "digits":
+        return DigitsSource()
+    if source == "lsun_bedroom":  # the presets' name before TFDS naming
+        source = "lsun/bedroom"
+    if os.path.exists(source):
+        if os.path.isfile(os.path.join(source, "data.mdb")) or source.endswith("data.mdb"):
+            return LmdbSource(source)
+        if os.path.isdir(source):
+            return FolderSource(source)
+        raise ValueError(f"{source!r} is a file; give the folder of images or the LMDB folder.")
+    if os.sep in source.rstrip(os.sep) and not _looks_like_tfds(source):
+        raise ValueError(f"{source!r} does not exist (neither a folder nor an LMDB).")
+    if _looks_like_tfds(source):
+        return TfdsSource(source, data_dir=data_dir, download=download)
+    raise ValueError(
+        f"Unknown dataset {source!r}: not 'digits', not an existing folder or LMDB, and not a "
+        "TensorFlow Datasets name (e.g. mnist, cifar10, celeb_a, lsun/bedroom)."
+    )
+
+
+def _looks_like_tfds(name: str) -> bool:
+    import tensorflow_datasets as tfds
+
+    try:  # the local registry only (list_builders() also asks a remote community index)
+        tfds.builder_cls(name.split("/")[0].split(":")[0])
+    except Exception:
+        return False
+    return True
+
+
+def load_images(
+    source: str,
+    image_size: int,
+    channels: int = 3,
+    batch_size: int | None = None,
+    *,
+    data_dir: str | None = None,
+    **options,
+) -> tf.data.Dataset:
+    """float32 images in [-1, 1] from any source: `open_source(source).dataset(...)`.
+
+    Example:
+    ```python
+    ds = load_images("/data/bedroom_train_lmdb", 64, batch_size=128, cache=None)
+    gan.fit(ds, epochs=5)
+    ```
+    `options` are those of `ImageSource.dataset` (split, holdout_fraction, keep_list,
+    small_images, shuffle, seed, shuffle_buffer, cache, input_context, drop_remainder).
+    """
+    source = open_source(source, data_dir=data_dir)
+    return source.dataset(image_size, channels, batch_size, **options)
