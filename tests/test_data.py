@@ -246,8 +246,16 @@ def test_tfds_sources_with_mock_data():
 
 
 def test_lsun_in_tfds_points_to_the_lmdb_path(tmp_path):
-    with pytest.raises(ValueError, match="bedroom_train_lmdb"):
-        open_source("lsun/bedroom", data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="not prepared.*bedroom_train_lmdb"):
+        load_images("lsun/bedroom", 64, 3, 8, data_dir=str(tmp_path))
+    with tfds.testing.mock_data(num_examples=4):  # LSUN prepared elsewhere is read as any TFDS
+        assert next(iter(load_images("lsun/bedroom", 64, 3, 2))).shape == (2, 64, 64, 3)
+
+
+@pytest.mark.parametrize("name", ["celeb_a", "svhn_cropped", "imagenet_resized/32x32"])
+def test_the_papers_tfds_datasets(name):
+    with tfds.testing.mock_data(num_examples=4):
+        assert next(iter(load_images(name, 64, 3, 2))).shape == (2, 64, 64, 3)
 
 
 def test_digits_source():

@@ -497,7 +497,8 @@ class TfdsSource(ImageSource):
     """A TensorFlow Datasets dataset with an "image" feature (labels are dropped).
 
     Prepared data under `data_dir` is used as is; otherwise it is downloaded and prepared first
-    (`download=True`), except LSUN, which TFDS cannot prepare on TF 2.21.
+    (`download=True`), except LSUN, which TFDS cannot prepare on TF 2.21 (reading an unprepared
+    LSUN raises an error that points to the LMDB route).
     """
 
     kind = "tfds"
@@ -511,19 +512,10 @@ class TfdsSource(ImageSource):
             self.builder = tfds.builder(name, data_dir=data_dir)
         except Exception as e:  # tfds raises DatasetNotFoundError and friends
             raise ValueError(f"Unknown TFDS dataset {name!r}: {e}") from None
-        self.download = download
-        if name.startswith("lsun") and not self._prepared():
-            raise ValueError(
-                f"TFDS {name!r} is not prepared under {self.builder.data_dir!r}. {LSUN_HELP}"
-            )
+        self.download = download and not name.startswith("lsun")
         features = getattr(self.builder.info, "features", None)
         if features is not None and "image" not in features:
             raise ValueError(f"TFDS {name!r} has no 'image' feature (features: {list(features)}).")
-
-    def _prepared(self) -> bool:
-        return os.path.isdir(self.builder.data_dir) and any(
-            f.endswith(".json") for f in os.listdir(self.builder.data_dir)
-        )
 
     def num_examples(self, split="train", holdout_fraction=0.0, keep_list=None) -> int | None:
         if keep_list is not None:
@@ -545,7 +537,7 @@ class TfdsSource(ImageSource):
             )
         if split == "all":
             split = "+".join(self.builder.info.splits.keys())
-        if self.download and not self._prepared():
+        if self.download and not self.builder.is_prepared():
             self.builder.download_and_prepare()
         read_config = tfds.ReadConfig(
             shuffle_seed=seed, input_context=input_context, add_tfds_id=True
@@ -555,6 +547,11 @@ class TfdsSource(ImageSource):
                 split=split, shuffle_files=shuffle, read_config=read_config
             )
         except Exception as e:
+            if self.name.startswith("lsun"):
+                raise ValueError(
+                    f"TFDS {self.name!r} is not prepared under {self.builder.data_dir!r}. "
+                    f"{LSUN_HELP}"
+                ) from None
             raise ValueError(f"Cannot read TFDS {self.name!r} split {split!r}: {e}") from None
         keep = _keep_set(keep_list)
         if keep is not None:
