@@ -31,9 +31,11 @@ setup(
         "pillow>=10",
         "lmdb>=1.4",
         "scikit-learn>=1.4",
+        # Serving: the warm-up file and the gRPC client/server use TF Serving's protos.
+        "tensorflow-serving-api==2.21.*",
+        "grpcio>=1.60",
     ],
     extras_require={
-        "serving": ["tensorflow-serving-api==2.21.*", "grpcio>=1.60"],
         "notebooks": ["jupyter", "nbconvert", "matplotlib"],
         "dev": ["pytest>=8", "ruff>=0.6"],
     },

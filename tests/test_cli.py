@@ -34,6 +34,37 @@ def test_train_then_sample(tmp_path):
     assert Image.open(png).size == (2 * 34 + 2, 2 * 34 + 2)
 
 
+def test_export_serve_and_sample_from_the_server(tmp_path):
+    import re
+
+    import numpy as np
+
+    model_dir, base = str(tmp_path / "run"), str(tmp_path / "exports" / "dcgan")
+    assert dcgan("train", "--preset=tiny", "--steps=2", f"--model_dir={model_dir}").returncode == 0
+    out = dcgan("export", f"--model_dir={model_dir}", f"--export_base={base}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert os.path.isfile(os.path.join(base, "1", "saved_model.pb"))
+    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "keras_dcgan.cli.main", "serve", f"--model_base_path={base}",
+         "--port=0", "--rest_api_port=-1"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path),
+    )  # fmt: skip
+    try:
+        line = server.stdout.readline()
+        port = re.search(r"gRPC 127.0.0.1:(\d+)", line).group(1)
+        served, local = str(tmp_path / "served.png"), str(tmp_path / "local.png")
+        out = dcgan("sample", f"--server=127.0.0.1:{port}", "--seeds=1,2,3", f"--output={served}")
+        assert out.returncode == 0, out.stderr[-2000:]
+        out = dcgan("sample", f"--model_dir={model_dir}", "--seeds=1,2,3", f"--output={local}")
+        assert out.returncode == 0, out.stderr[-2000:]
+        np.testing.assert_array_equal(np.asarray(Image.open(served)), np.asarray(Image.open(local)))
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def test_train_on_a_folder_of_images(tmp_path):
     from keras_dcgan.config import Config
     from keras_dcgan.data import synthetic
@@ -85,6 +116,8 @@ def test_dedup_writes_a_keep_list_without_the_copies(tmp_path):
         (["train", "--preset=tiny", "--holdout_fraction=1.5"], "holdout_fraction must be in"),
         (["sample", "--model_dir=/nonexistent"], "no config.json"),
         (["dedup", "--dataset={tmp}"], "has no input"),
+        (["export", "--model_dir={tmp}/none"], "no config.json"),
+        (["sample", "--server=127.0.0.1:1", "--wait=0.5"], "not AVAILABLE after 0.5s"),
         (["sample", "--seeds=a,b"], "--seeds must be integers"),
         (["frobnicate"], "unknown command 'frobnicate'"),
     ],
