@@ -275,3 +275,39 @@ def test_arrays_gives_ids_and_uint8_crops_in_source_order(messy_folder):
     ids, images = open_source("digits").arrays(32, 1, limit=10)
     assert ids[0] == "digits/0000" and images.shape == (10, 32, 32, 1)
     assert images.dtype == np.uint8 and images.min() == 0 and images.max() >= 250
+
+
+def _batches(ds):
+    return [b.numpy() for b in ds]
+
+
+@pytest.mark.parametrize("kind", ["folder", "digits", "tfds", "cache"])
+def test_an_epoch_is_a_fixed_order_and_resumes_mid_way(kind, messy_folder, tmp_path):
+    """dataset(epoch=e) is one pass whose order depends on (seed, e) alone; skip_batches=k gives
+    the same pass without its first k batches (for folders: without decoding them, with the bad
+    files of the skipped part known from skip_log)."""
+    mock = tfds.testing.mock_data(num_examples=40) if kind == "tfds" else None
+    if mock:
+        mock.__enter__()
+    try:
+        name = {"folder": messy_folder, "cache": messy_folder}.get(
+            kind, {"digits": "digits"}.get(kind, "mnist")
+        )
+        cache = str(tmp_path / "cache") if kind == "cache" else None
+        source = open_source(name)
+        options = dict(batch_size=4, seed=7, cache=cache)
+        full = _batches(source.dataset(32, 1, epoch=2, **options))
+        assert len(full) >= 4
+        again = _batches(open_source(name).dataset(32, 1, epoch=2, **options))
+        np.testing.assert_array_equal(np.stack(full), np.stack(again))
+        other = _batches(source.dataset(32, 1, epoch=3, **options))
+        assert not np.array_equal(np.stack(full), np.stack(other[: len(full)]))
+        fresh = open_source(name)
+        if kind == "folder":  # what a resumed run knows: the skip log of the killed one
+            for item_id, reason in source.skip_log.items().items():
+                fresh.skip_log.add(item_id, reason)
+        rest = _batches(fresh.dataset(32, 1, epoch=2, skip_batches=3, **options))
+        np.testing.assert_array_equal(np.stack(rest), np.stack(full[3:]))
+    finally:
+        if mock:
+            mock.__exit__(None, None, None)

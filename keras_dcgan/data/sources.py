@@ -94,6 +94,7 @@ class ImageSource:
 
     kind = "source"
     shuffles_fully = True  # examples(shuffle=True) already yields a full permutation
+    skips_by_id = True  # examples(skip_examples=...) skips without decoding
 
     def __init__(self, name: str):
         self.name = name
@@ -108,7 +109,10 @@ class ImageSource:
 
     def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
                  keep_list=None, small_images="upscale", shuffle=False, seed=0,
-                 input_context=None) -> tf.data.Dataset:  # fmt: skip
+                 input_context=None, epoch=None, skip_examples=0) -> tf.data.Dataset:  # fmt: skip
+        """(id, image) pairs. `epoch` (with `shuffle`) fixes the order to one that depends on
+        (seed, epoch) alone; `skip_examples` (sources with `skips_by_id`) starts after that many
+        usable inputs of it, without decoding them."""
         raise NotImplementedError
 
     def dataset(
@@ -127,6 +131,8 @@ class ImageSource:
         cache: str | None = None,
         input_context: tf.distribute.InputContext | None = None,
         drop_remainder: bool = True,
+        epoch: int | None = None,
+        skip_batches: int = 0,
     ) -> tf.data.Dataset:
         """The input pipeline: float32 batches [batch, size, size, channels] in [-1, 1].
 
@@ -148,8 +154,23 @@ class ImageSource:
                 only its shard of the inputs (disjoint across workers) and TF's auto-sharding is
                 turned off; without it, tf.distribute's AUTO policy shards the batches.
             drop_remainder: every batch full (what the train step expects).
+            epoch: None: an endless sequence of passes, reshuffled each time it is iterated. An
+                int: ONE pass in the order of that epoch, a function of (seed, epoch) alone, so a
+                restarted process sees the very same batches (what exact resume needs).
+            skip_batches: with `epoch`, start after that many batches of the pass. Folders,
+                LMDBs and the digits skip the inputs without decoding them (files already known
+                to be unusable, from `skip_log`, are passed over); TFDS and cached pipelines
+                skip decoded batches.
         """
         _check_options(split, holdout_fraction, small_images, batch_size, cache)
+        if skip_batches and (epoch is None or batch_size is None):
+            raise ValueError("skip_batches needs an epoch and a batch_size.")
+        seed = 0 if seed is None else seed
+        shuffle_seed = seed if epoch is None else _epoch_seed(seed, epoch)
+        by_id = self.skips_by_id and cache is None
+        per_replica = batch_size
+        if batch_size is not None and input_context is not None:
+            per_replica = input_context.get_per_replica_batch_size(batch_size)
         ds = self.examples(
             image_size,
             channels,
@@ -160,17 +181,21 @@ class ImageSource:
             shuffle=shuffle and cache is None,
             seed=seed,
             input_context=input_context,
+            epoch=epoch,
+            skip_examples=skip_batches * (per_replica or 0) if by_id else 0,
         )
         ds = ds.map(lambda _, image: image)
         if cache is not None:
             ds = ds.cache(self._cache_file(cache, image_size, channels, split, holdout_fraction,
                                            keep_list, small_images, input_context))  # fmt: skip
         if shuffle and (cache is not None or not self.shuffles_fully):
-            ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=epoch is None
+            )
         if batch_size is not None:
-            if input_context is not None:
-                batch_size = input_context.get_per_replica_batch_size(batch_size)
-            ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+            ds = ds.batch(per_replica, drop_remainder=drop_remainder)
+            if skip_batches and not by_id:
+                ds = ds.skip(skip_batches)
         ds = ds.map(_to_model_range, num_parallel_calls=tf.data.AUTOTUNE)
         if input_context is not None:
             options = tf.data.Options()
@@ -230,6 +255,23 @@ class ImageSource:
 
     def fingerprint(self) -> str:
         return f"{self.kind}:{self.name}"
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % (2**31 - 1)
+
+
+def _epoch_order(ids: list, seed: int, epoch: int) -> list:
+    return [ids[i] for i in np.random.default_rng([seed, epoch]).permutation(len(ids))]
+
+
+def _skip_usable(ids: list, count: int, unusable: set) -> list:
+    """`ids` after the first `count` ids not in `unusable`."""
+    start, usable = 0, 0
+    while start < len(ids) and usable < count:
+        usable += ids[start] not in unusable
+        start += 1
+    return ids[start:]
 
 
 def _to_model_range(images):
@@ -296,7 +338,7 @@ class _IdSource(ImageSource):
 
     def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
                  keep_list=None, small_images="upscale", shuffle=False, seed=0,
-                 input_context=None):  # fmt: skip
+                 input_context=None, epoch=None, skip_examples=0):  # fmt: skip
         ids = self.ids(split, holdout_fraction, keep_list)
         if not ids:
             what = "" if split == "all" and keep_list is None else f" in split {split!r}"
@@ -304,9 +346,16 @@ class _IdSource(ImageSource):
         self.check_decodable(ids, image_size, channels, small_images)
         if input_context is not None:
             ids = ids[input_context.input_pipeline_id :: input_context.num_input_pipelines]
-        ds = tf.data.Dataset.from_tensor_slices(np.array([self._encode_id(i) for i in ids], object))
-        if shuffle:
-            ds = ds.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
+        n = len(ids)
+        if shuffle and epoch is not None:
+            ids = _epoch_order(ids, seed, epoch)
+        if skip_examples:
+            ids = _skip_usable(ids, skip_examples, set(self.skip_log.items()))
+        ds = tf.data.Dataset.from_tensor_slices(
+            tf.constant([self._encode_id(i) for i in ids], tf.string)
+        )
+        if shuffle and epoch is None:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
 
         # Decoded in groups: one Python call per group amortises tf.data's per-call cost, and
         # tf.data runs several groups at once (Pillow releases the GIL while it decodes).
@@ -477,7 +526,7 @@ class DigitsSource(ImageSource):
 
     def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
                  keep_list=None, small_images="upscale", shuffle=False, seed=0,
-                 input_context=None):  # fmt: skip
+                 input_context=None, epoch=None, skip_examples=0):  # fmt: skip
         from keras_dcgan.data.digits import load_digits
 
         ids = self.ids(split, holdout_fraction, keep_list)
@@ -485,11 +534,17 @@ class DigitsSource(ImageSource):
             raise ValueError(f"digits has no input in split {split!r}.")
         if input_context is not None:
             ids = ids[input_context.input_pipeline_id :: input_context.num_input_pipelines]
+        n = len(ids)
+        if shuffle and epoch is not None:
+            ids = _epoch_order(ids, seed, epoch)
+        ids = ids[skip_examples:]
         images, _ = load_digits(image_size, channels)
-        rows = [int(i.split("/")[1]) for i in ids]
-        ds = tf.data.Dataset.from_tensor_slices((ids, images[rows]))
-        if shuffle:
-            ds = ds.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
+        rows = np.array([int(i.split("/")[1]) for i in ids], np.int64)
+        ds = tf.data.Dataset.from_tensor_slices(
+            (tf.constant(ids, tf.string), images[rows].reshape(-1, *images.shape[1:]))
+        )
+        if shuffle and epoch is None:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         return ds
 
 
@@ -503,6 +558,7 @@ class TfdsSource(ImageSource):
 
     kind = "tfds"
     shuffles_fully = False  # shuffled files, then a buffer
+    skips_by_id = False
 
     def __init__(self, name: str, data_dir: str | None = None, download: bool = True):
         import tensorflow_datasets as tfds
@@ -527,8 +583,13 @@ class TfdsSource(ImageSource):
 
     def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
                  keep_list=None, small_images="upscale", shuffle=False, seed=0,
-                 input_context=None):  # fmt: skip
+                 input_context=None, epoch=None, skip_examples=0):  # fmt: skip
         import tensorflow_datasets as tfds
+
+        if skip_examples:
+            raise ValueError("TFDS sources skip whole batches (ImageSource.dataset).")
+        if epoch is not None:
+            seed = _epoch_seed(seed, epoch)
 
         if holdout_fraction:
             raise ValueError(
