@@ -122,6 +122,12 @@ class TrainConfig:
         steps_per_execution: iterations per compiled call (forced to 1 with several replicas).
         num_preview: images in the per-epoch sample grid, drawn from fixed seeds 0..n-1.
         checkpoints_to_keep: how many checkpoints the run folder keeps.
+        checkpoint_every_steps: a checkpoint every this many iterations, besides the one at the
+            end of every epoch (0: only those).
+        deterministic: TF's op determinism (`tf.config.experimental.enable_op_determinism`), so
+            that a resumed run ends with exactly the weights of an uninterrupted one.
+        max_divergence_retries: after a non-finite loss the last good checkpoint is restored and
+            training retried with fresh noise; it stops with an error after this many retries.
     """
 
     batch_size: int = 128
@@ -134,9 +140,17 @@ class TrainConfig:
     steps_per_execution: int = 1
     num_preview: int = 64
     checkpoints_to_keep: int = 3
+    checkpoint_every_steps: int = 1000
+    deterministic: bool = False
+    max_divergence_retries: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "epochs", "steps_per_execution", "num_preview"):
+        for name in ("checkpoint_every_steps", "max_divergence_retries"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
+        for name in ("batch_size", "epochs", "steps_per_execution", "num_preview",
+                     "checkpoints_to_keep"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}.")

@@ -40,6 +40,12 @@ _SYNC_BN = flags.DEFINE_boolean(
     "sync_batch_norm", None, "All-reduce BatchNorm statistics over replicas."
 )
 _NUM_PREVIEW = flags.DEFINE_integer("num_preview", None, "Images in the per-epoch sample grid.")
+_CKPT_EVERY = flags.DEFINE_integer(
+    "checkpoint_every_steps", None, "A checkpoint every N iterations (0: at epoch ends only)."
+)
+_DETERMINISTIC = flags.DEFINE_boolean(
+    "deterministic", None, "TF op determinism: a resumed run equals an uninterrupted one."
+)
 
 
 def main(argv: list[str]) -> None:
@@ -48,6 +54,7 @@ def main(argv: list[str]) -> None:
     # Imported here so that `--help` answers without loading TensorFlow.
     from keras_dcgan.config import get_config
     from keras_dcgan.training import train
+    from keras_dcgan.training.trainer import TrainingDiverged
 
     try:
         config = get_config(
@@ -66,9 +73,13 @@ def main(argv: list[str]) -> None:
             seed=_SEED.value,
             synchronized_batch_norm=_SYNC_BN.value,
             num_preview=_NUM_PREVIEW.value,
+            checkpoint_every_steps=_CKPT_EVERY.value,
+            deterministic=_DETERMINISTIC.value,
         )
         result = train(config, _MODEL_DIR.value, strategy=_STRATEGY.value)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, TrainingDiverged) as e:
         print(f"dcgan train: error: {e}", file=sys.stderr)
         sys.exit(1)
+    if result.interrupted:
+        sys.exit(143)  # 128 + SIGTERM: stopped, checkpoint written
     print(f"Trained {result.steps} steps into {result.model_dir}")

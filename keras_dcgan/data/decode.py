@@ -126,12 +126,15 @@ class SkipLog:
         self._lock = threading.Lock()
         self._skipped: dict[str, str] = {}
 
-    def add(self, item_id: str, reason: str, detail: str = "") -> None:
+    def add(self, item_id: str, reason: str, detail: str = "", quiet: bool = False) -> None:
+        """Records a skipped input (logged unless `quiet`, e.g. when read back from a file)."""
         with self._lock:
             if item_id in self._skipped:
                 return
             self._skipped[item_id] = reason
             n = len(self._skipped)
+        if quiet:
+            return
         if n <= self.max_warnings:
             log.warning("Skipped %s (%s)%s", item_id, reason, f": {detail}" if detail else "")
         if n == self.max_warnings:

@@ -2,6 +2,6 @@
 
 from keras_dcgan.training.checkpoints import load_trained
 from keras_dcgan.training.strategy import get_strategy
-from keras_dcgan.training.trainer import TrainResult, train
+from keras_dcgan.training.trainer import TrainingDiverged, TrainResult, train
 
-__all__ = ["TrainResult", "get_strategy", "load_trained", "train"]
+__all__ = ["TrainingDiverged", "TrainResult", "get_strategy", "load_trained", "train"]

@@ -1,7 +1,8 @@
-"""Keras callbacks of a training run: preview grids, checkpoints, stopping at a step count."""
+"""Keras callbacks of a training run: preview grids, checkpoints and stopping, skipped inputs."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import keras
@@ -32,6 +33,9 @@ class PreviewGrid(keras.callbacks.Callback):
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
+        losses = [logs[k] for k in ("d_loss", "g_loss") if logs and k in logs]
+        if not all(math.isfinite(float(v)) for v in losses):
+            return  # a diverged epoch, about to be rolled back: nothing worth drawing
         samples = self.model.sample(seeds=self.seeds).numpy()
         path = image_utils.save_grid(
             samples, os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png")
@@ -51,29 +55,59 @@ class PreviewGrid(keras.callbacks.Callback):
             self._writer = None
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the run's `tf.train.Checkpoint` at the end of every epoch (and of training)."""
+class TrainingControl(keras.callbacks.Callback):
+    """Drives one fit() call over one data epoch (maybe resumed at batch `first_batch`).
 
-    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable):
+    After every batch, in this order: a non-finite d_loss or g_loss stops training with
+    `reason = "diverged"` (the trainer then restores the last good checkpoint); a pending
+    `interrupt` (SIGTERM) writes a checkpoint and stops with "signal"; reaching `max_steps`
+    iterations writes one and stops with "steps"; otherwise a checkpoint every `every_steps`
+    iterations. At the end of a complete epoch a checkpoint at (epoch + 1, 0). `reason` stays
+    None when the epoch ran to its end.
+    """
+
+    def __init__(self, checkpointer, epoch: int, first_batch: int = 0, every_steps: int = 0,
+                 max_steps: int | None = None, interrupt=None):  # fmt: skip
         super().__init__()
-        self.manager = manager
+        self.checkpointer = checkpointer
         self.epoch = epoch
+        self.first_batch = first_batch
+        self.every_steps = every_steps
+        self.max_steps = max_steps
+        self.interrupt = interrupt
+        self.reason = None
+        self.consumed = first_batch
+        self.step = None
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
+    def _stop(self, reason):
+        self.reason = reason
+        self.model.stop_training = True
 
+    def on_train_begin(self, logs=None):
+        self._saved_at = iterations(self.model)
 
-class StopAtStep(keras.callbacks.Callback):
-    """Stops training once the model has made `steps` iterations in total (G updates)."""
-
-    def __init__(self, steps: int):
-        super().__init__()
-        self.steps = steps
+    def _save(self):
+        self.checkpointer.save(self.epoch, self.consumed)
+        self._saved_at = self.step
 
     def on_train_batch_end(self, batch, logs=None):
-        if iterations(self.model) >= self.steps:
-            self.model.stop_training = True
+        self.step = iterations(self.model)
+        self.consumed = self.first_batch + batch + 1
+        losses = [logs[k] for k in ("d_loss", "g_loss") if logs and k in logs]
+        if not all(math.isfinite(float(v)) for v in losses):
+            self._stop("diverged")
+        elif self.interrupt is not None and self.interrupt.is_set():
+            self._save()
+            self._stop("signal")
+        elif self.max_steps is not None and self.step >= self.max_steps:
+            self._save()
+            self._stop("steps")
+        elif (every := self.every_steps) and self.step // every > self._saved_at // every:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.reason is None:
+            self.checkpointer.save(self.epoch + 1, 0)
 
 
 class SkippedInputs(keras.callbacks.Callback):
@@ -104,10 +138,6 @@ class SkippedInputs(keras.callbacks.Callback):
                 self._write()
 
     def _write(self):
-        path = os.path.join(self.directory, self.FILE)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as f:
-            f.write("id\treason\n")
-            for item_id, reason in sorted(self.skip_log.items().items()):
-                f.write(f"{item_id}\t{reason}\n")
-        os.replace(tmp, path)
+        from keras_dcgan.training.checkpoints import write_skipped
+
+        write_skipped(self.skip_log, self.directory)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
+import signal
+import threading
 import warnings
 
 import keras
@@ -37,6 +39,7 @@ class TrainResult:
     model_dir: str
     steps: int
     digits_score: object | None = None
+    interrupted: bool = False
 
 
 def _check_resume(config: Config, model_dir: str) -> None:
@@ -57,18 +60,21 @@ def _check_resume(config: Config, model_dir: str) -> None:
         )
 
 
-def _steps_per_epoch(steps: int, dataset: tf.data.Dataset, source=None, config=None) -> int:
-    """Steps per fit() epoch for a run of `steps` more iterations: a pass over the data, at most
-    `steps`. When tf.data does not know the length (files may be skipped), the source's count of
-    inputs before skipping; 1000 when that is unknown too."""
-    per_epoch = int(dataset.cardinality())
-    if per_epoch <= 0 and source is not None:
-        dc = config.data
-        n = source.num_examples(dc.split, dc.holdout_fraction, dc.keep_list)
-        per_epoch = (n or 0) // config.train.batch_size
-    if per_epoch <= 0:
-        per_epoch = 1000
-    return min(per_epoch, steps)
+class TrainingDiverged(RuntimeError):
+    """Raised when the losses stay non-finite after the configured number of retries."""
+
+
+@contextlib.contextmanager
+def _sigterm_sets(flag: threading.Event):
+    """While active, SIGTERM (preemption) sets `flag` instead of killing the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: flag.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def train(
@@ -81,44 +87,60 @@ def train(
 ) -> TrainResult:
     """Trains (or continues training) a DCGAN into `model_dir`.
 
-    Writes `config.json` (the resolved config, before training starts), `checkpoints/` (every
-    epoch), `samples/epoch_NNNN.png` (fixed seeds 0..num_preview-1), `logs/` (TensorBoard scalars
-    and sample images), `metrics.csv` (with `skipped_inputs`, the unusable files met so far),
+    Writes `config.json` (the resolved config, before training starts), `checkpoints/`,
+    `samples/epoch_NNNN.png` (fixed seeds 0..num_preview-1), `logs/` (TensorBoard scalars and
+    sample images), `metrics.csv` (with `skipped_inputs`, the unusable files met so far),
     `skipped_inputs.tsv` (which files, and why) when there are any, and `model.keras` at the end;
-    on the digits dataset also `digits_score.json`. A folder that already holds a checkpoint of
-    the same model continues from it (epoch counter, weights, optimizer moments and noise state).
+    on the digits dataset also `digits_score.json`.
+
+    Checkpoints are written every `checkpoint_every_steps` iterations, at the end of every epoch,
+    when the step budget is reached and on SIGTERM; each holds the data position. Running the same
+    call on the same folder continues from the newest readable checkpoint at the exact step,
+    mid-epoch included: epoch e is one pass in an order fixed by (seed, e), and the batches it
+    already trained on are skipped (`ImageSource.dataset(epoch=, skip_batches=)`). A non-finite
+    loss restores the last good checkpoint and retries with fresh noise, up to
+    `max_divergence_retries` times, then raises `TrainingDiverged`.
 
     Args:
         config: the experiment (see `keras_dcgan.config.get_config`).
         model_dir: the run folder.
-        dataset: batched float32 images in [-1, 1] with the GLOBAL batch size; default: the
-            pipeline for `config.dataset`.
+        dataset: batched float32 images in [-1, 1] with the GLOBAL batch size, iterated once per
+            epoch (a resumed epoch skips its consumed batches, exact when its order is fixed);
+            default: the pipeline for `config.dataset`.
         strategy: a tf.distribute strategy or its name (see `get_strategy`).
         verbose: passed to `fit` (1 shows a progress bar).
         callbacks: more Keras callbacks.
     """
     _check_resume(config, model_dir)
     checkpoints.write_config(config, model_dir)
-    keras.utils.set_random_seed(config.train.seed)
+    mc, tc, dc = config.model, config.train, config.data
+    if tc.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(tc.seed)
     if isinstance(strategy, str):
         strategy = get_strategy(strategy)
-    mc, tc, dc = config.model, config.train, config.data
+    image_shape = (mc.image_size, mc.image_size, mc.channels)
     source = None
     if dataset is None:
         source = data_lib.open_source(config.dataset, data_dir=dc.data_dir)
-        dataset = source.dataset(
-            mc.image_size,
-            mc.channels,
-            tc.batch_size,
-            split=dc.split,
-            holdout_fraction=dc.holdout_fraction,
-            keep_list=dc.keep_list,
-            small_images=dc.small_images,
-            seed=tc.seed,
-            shuffle_buffer=dc.shuffle_buffer,
-            cache=dc.cache,
-        )
-    data_lib.check_dataset(dataset, (mc.image_size, mc.image_size, mc.channels))
+        cache = dc.cache
+        if cache == "memory":  # a pipeline per epoch would refill a memory cache every epoch
+            cache = os.path.join(model_dir, "data_cache")
+
+        def epoch_data(epoch, skip_batches):
+            return source.dataset(
+                mc.image_size, mc.channels, tc.batch_size, split=dc.split,
+                holdout_fraction=dc.holdout_fraction, keep_list=dc.keep_list,
+                small_images=dc.small_images, seed=tc.seed, shuffle_buffer=dc.shuffle_buffer,
+                cache=cache, epoch=epoch, skip_batches=skip_batches,
+            )  # fmt: skip
+
+        data_lib.check_dataset(epoch_data(0, 0), image_shape)
+    else:
+        data_lib.check_dataset(dataset, image_shape)
+
+        def epoch_data(epoch, skip_batches):
+            return dataset.skip(skip_batches) if skip_batches else dataset
 
     steps_per_execution = tc.steps_per_execution
     if strategy.num_replicas_in_sync > 1 and steps_per_execution > 1:
@@ -133,53 +155,83 @@ def train(
             steps_per_execution=steps_per_execution,
         )
         gan.build()  # variables and optimizer slots in scope, before fit()
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        checkpoint = checkpoints.make_checkpoint(gan, epoch)
-    manager = checkpoints.checkpoint_manager(checkpoint, model_dir, tc.checkpoints_to_keep)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"Continuing from {manager.latest_checkpoint} (epoch {int(epoch.numpy())}).")
-
-    initial_epoch = int(epoch.numpy())
-    if tc.steps is None:
-        epochs, steps_per_epoch, todo = tc.epochs, None, tc.epochs - initial_epoch
+        checkpointer = checkpoints.RunCheckpointer(
+            gan, model_dir, tc.checkpoints_to_keep, range(tc.num_preview),
+            skip_log=source.skip_log if source else None,
+        )  # fmt: skip
+    if checkpointer.restore():
+        epoch, batch = checkpointer.position
+        print(
+            f"Continuing from {checkpointer.restored_from} (step {checkpointer.steps()}, "
+            f"epoch {epoch + 1}, batch {batch})."
+        )
     else:
-        # Counted in iterations: a continued run trains only the steps still missing.
-        todo = tc.steps - callbacks_lib.iterations(gan)
-        steps_per_epoch = _steps_per_epoch(max(todo, 1), dataset, source, config)
-        if int(dataset.cardinality()) < 0:  # length unknown (skipped files): never run dry
-            dataset = dataset.repeat()
-        epochs = initial_epoch + math.ceil(max(todo, 0) / steps_per_epoch)
-    history = None
-    if todo > 0:
-        run_callbacks = [
-            # First, so that the CSV and TensorBoard loggers see its `skipped_inputs`.
-            *([callbacks_lib.SkippedInputs(source.skip_log, model_dir)] if source else []),
-            callbacks_lib.EpochCheckpoint(manager, epoch),
-            callbacks_lib.PreviewGrid(
-                os.path.join(model_dir, SAMPLES_DIR),
-                range(tc.num_preview),
-                log_dir=os.path.join(model_dir, LOGS_DIR, "samples"),
-            ),
-            keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS_DIR), write_graph=False),
-            keras.callbacks.CSVLogger(os.path.join(model_dir, METRICS_FILE), append=True),
-            *(callbacks or []),
-        ]
-        if tc.steps is not None:
-            run_callbacks.append(callbacks_lib.StopAtStep(tc.steps))
-        with warnings.catch_warnings():
-            # An epoch over a dataset of unknown length (files may be skipped) ends when the
-            # data does, which Keras reports as "ran out of data" every epoch.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
+        checkpointer.save(0, 0)  # the state to fall back to if the first steps diverge
+    preview_seeds = [int(s) for s in checkpointer.preview_seeds.numpy()]
+
+    skipped_reporter = [callbacks_lib.SkippedInputs(source.skip_log, model_dir)] if source else []
+    interrupt = threading.Event()
+    history, reason, retries = None, None, 0
+    with _sigterm_sets(interrupt), warnings.catch_warnings():
+        # An epoch over a dataset of unknown length (files may be skipped) ends when the data
+        # does, which Keras reports as "ran out of data".
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        while True:
+            epoch, batch = checkpointer.position
+            steps = checkpointer.steps()
+            if tc.steps is not None and steps >= tc.steps:
+                break
+            if tc.steps is None and epoch >= tc.epochs:
+                break
+            data = epoch_data(epoch, batch)
+            if batch and not _yields_a_batch(data):  # stopped right after an epoch's last batch
+                checkpointer.save(epoch + 1, 0)
+                continue
+            steps_per_epoch = None
+            if int(data.cardinality()) == tf.data.INFINITE_CARDINALITY:
+                steps_per_epoch = 1000
+            control = callbacks_lib.TrainingControl(
+                checkpointer, epoch, batch, tc.checkpoint_every_steps, tc.steps, interrupt
+            )
+            run_callbacks = [
+                # First, so that the CSV and TensorBoard loggers see `skipped_inputs`.
+                *skipped_reporter,
+                control,
+                callbacks_lib.PreviewGrid(
+                    os.path.join(model_dir, SAMPLES_DIR),
+                    preview_seeds,
+                    log_dir=os.path.join(model_dir, LOGS_DIR, "samples"),
+                ),  # fmt: skip
+                keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS_DIR), write_graph=False),
+                keras.callbacks.CSVLogger(os.path.join(model_dir, METRICS_FILE), append=True),
+                *(callbacks or []),
+            ]
             history = gan.fit(
-                dataset,
-                epochs=epochs,
-                initial_epoch=initial_epoch,
+                data,
+                epochs=epoch + 1,
+                initial_epoch=epoch,
                 steps_per_epoch=steps_per_epoch,
                 callbacks=run_callbacks,
                 verbose=verbose,
             )
-    else:
+            reason = control.reason
+            if reason == "diverged":
+                retries += 1
+                _recover(gan, checkpointer, control.step, retries, tc.max_divergence_retries)
+                continue
+            if reason is None and int(checkpointer.epoch.numpy()) == epoch:  # nothing to train
+                checkpointer.save(epoch + 1, 0)
+            if reason in ("signal", "steps"):
+                break
+    checkpointer.close()
+    if reason == "signal":
+        print(
+            f"Stopped by SIGTERM at step {checkpointer.steps()}; checkpoint written. Run the same "
+            "command to continue.",
+            flush=True,
+        )
+        return TrainResult(gan, history, model_dir, checkpointer.steps(), interrupted=True)
+    if history is None:
         print(f"{model_dir} already holds the requested training; nothing to do.")
     gan.save(os.path.join(model_dir, FINAL_MODEL))
 
@@ -191,4 +243,30 @@ def train(
         with open(os.path.join(model_dir, DIGITS_SCORE_FILE), "w") as f:
             json.dump(dataclasses.asdict(score), f, indent=2)
         print(score.summary(), flush=True)
-    return TrainResult(gan, history, model_dir, callbacks_lib.iterations(gan), score)
+    return TrainResult(gan, history, model_dir, checkpointer.steps(), score)
+
+
+def _yields_a_batch(data: tf.data.Dataset) -> bool:
+    if int(data.cardinality()) >= 0:
+        return int(data.cardinality()) > 0
+    for _ in data.take(1):
+        return True
+    return False
+
+
+def _recover(gan, checkpointer, step, retries: int, max_retries: int) -> None:
+    """After a non-finite loss: restore the last good checkpoint and change the noise."""
+    if retries > max_retries:
+        raise TrainingDiverged(
+            f"Training diverged: non-finite loss at step {step}, {max_retries} retries from the "
+            "last good checkpoint did not help. Lower the learning rate, or check the data."
+        )
+    restored = checkpointer.restore()
+    gan.reset_metrics()
+    state = gan.seed_generator.state
+    state.assign(state + tf.constant([1_000_003 * retries, 0], state.dtype))
+    print(
+        f"Non-finite loss at step {step}: restored {restored} (step {checkpointer.steps()}); "
+        f"retry {retries} of {max_retries} with fresh noise.",
+        flush=True,
+    )
