@@ -15,7 +15,7 @@ from typing import Any
 
 Z_PRIORS = ("uniform", "normal")
 G_ACTIVATIONS = ("relu", "leaky_relu", "elu")
-STRATEGIES = ("auto", "one_device", "mirrored")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 1024
 

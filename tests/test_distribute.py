@@ -76,11 +76,16 @@ def test_without_synchronized_batch_norm_replicas_differ(two_replicas):
     assert max(np.max(np.abs(a - b)) for a, b in zip(single, mirrored, strict=True)) > 1e-4
 
 
-def test_strategy_factory():
+def test_strategy_factory(monkeypatch):
     assert get_strategy("auto").num_replicas_in_sync == 1
     assert get_strategy("one_device").num_replicas_in_sync == 1
-    with pytest.raises(ValueError, match="Unknown strategy 'tpu'"):
+    with pytest.raises(ValueError, match="Unknown strategy 'tpuv9'"):
+        get_strategy("tpuv9")
+    with pytest.raises(ValueError, match="found no TPU"):
         get_strategy("tpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the TF_CONFIG environment variable"):
+        get_strategy("multi_worker")
 
 
 def test_train_under_mirrored_strategy(two_replicas, tmp_path):

@@ -264,7 +264,12 @@ class DCGAN(keras.Model):
         self.g_loss_tracker.update_state(tf.reduce_mean(g_per_example))
         self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
-        return {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3's fit() fails to reduce scalar metrics over workers (keras#20585,
+            # tensorflow#72388); shape (1,) goes through.
+            results = {k: tf.reshape(v, [1]) for k, v in results.items()}
+        return results
 
     def fit(self, x=None, *args, **kwargs):
         """`keras.Model.fit`, after a static check of what the dataset yields (shape, dtype,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_dcgan import images as image_utils
@@ -14,6 +14,12 @@ from keras_dcgan import images as image_utils
 def iterations(gan) -> int:
     """Training iterations done (G updates), as a Python int, also for mirrored variables."""
     return int(tf.convert_to_tensor(gan.g_optimizer.iterations.value).numpy())
+
+
+def finite_losses(logs) -> bool:
+    """Whether the d_loss and g_loss in Keras' logs (scalars, or arrays) are all finite."""
+    values = [np.asarray(logs[k], np.float64) for k in ("d_loss", "g_loss") if logs and k in logs]
+    return all(np.isfinite(v).all() for v in values)
 
 
 class PreviewGrid(keras.callbacks.Callback):
@@ -33,8 +39,7 @@ class PreviewGrid(keras.callbacks.Callback):
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
-        losses = [logs[k] for k in ("d_loss", "g_loss") if logs and k in logs]
-        if not all(math.isfinite(float(v)) for v in losses):
+        if not finite_losses(logs):
             return  # a diverged epoch, about to be rolled back: nothing worth drawing
         samples = self.model.sample(seeds=self.seeds).numpy()
         path = image_utils.save_grid(
@@ -93,8 +98,7 @@ class TrainingControl(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.step = iterations(self.model)
         self.consumed = self.first_batch + batch + 1
-        losses = [logs[k] for k in ("d_loss", "g_loss") if logs and k in logs]
-        if not all(math.isfinite(float(v)) for v in losses):
+        if not finite_losses(logs):
             self._stop("diverged")
         elif self.interrupt is not None and self.interrupt.is_set():
             self._save()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 
 from keras_dcgan.config import STRATEGIES
@@ -15,9 +17,29 @@ def get_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.dis
       faster than OneDeviceStrategy, whose dataset distribution adds work per step).
     - "one_device": OneDeviceStrategy on `devices[0]`, else the first GPU, else the CPU.
     - "mirrored": MirroredStrategy over `devices` (default: all GPUs, or the CPU).
+    - "multi_worker": MultiWorkerMirroredStrategy over the machines that the TF_CONFIG
+      environment variable describes (every worker runs the same command with its own TF_CONFIG).
+    - "tpu": TPUStrategy on the TPU that $TPU_NAME names (Colab and Cloud TPU VMs need none).
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError(
+                "--strategy=multi_worker needs the TF_CONFIG environment variable (the cluster "
+                "and this worker's task); see the README, 'On several machines'."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+                tpu=os.environ.get("TPU_NAME", "")
+            )
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as e:
+            raise ValueError(f"--strategy=tpu found no TPU: {e}") from None
+        return tf.distribute.TPUStrategy(resolver)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         if len(gpus) <= 1 and not devices:
@@ -29,3 +51,19 @@ def get_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.dis
         raise ValueError(f"one_device takes exactly one device; got {devices}.")
     device = devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0")
     return tf.distribute.OneDeviceStrategy(device)
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run folder: the chief, or worker 0 of a chief-less
+    cluster; every process when training is not multi-worker."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not is_multi_worker(strategy) or resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return not has_chief and resolver.task_type == "worker" and resolver.task_id == 0

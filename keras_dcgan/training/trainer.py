@@ -19,7 +19,7 @@ from keras_dcgan.config import Config
 from keras_dcgan.models import DCGAN, default_optimizer
 from keras_dcgan.training import callbacks as callbacks_lib
 from keras_dcgan.training import checkpoints
-from keras_dcgan.training.strategy import get_strategy
+from keras_dcgan.training.strategy import get_strategy, is_chief, is_multi_worker
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +112,15 @@ def train(
         callbacks: more Keras callbacks.
     """
     _check_resume(config, model_dir)
-    checkpoints.write_config(config, model_dir)
     mc, tc, dc = config.model, config.train, config.data
     if tc.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(tc.seed)
     if isinstance(strategy, str):
         strategy = get_strategy(strategy)
+    chief = is_chief(strategy)  # multi-worker: only the chief writes the run folder
+    if chief:
+        checkpoints.write_config(config, model_dir)
+    keras.utils.set_random_seed(tc.seed)
     image_shape = (mc.image_size, mc.image_size, mc.channels)
     source = None
     if dataset is None:
@@ -157,7 +159,7 @@ def train(
         gan.build()  # variables and optimizer slots in scope, before fit()
         checkpointer = checkpoints.RunCheckpointer(
             gan, model_dir, tc.checkpoints_to_keep, range(tc.num_preview),
-            skip_log=source.skip_log if source else None,
+            skip_log=source.skip_log if source else None, write=chief,
         )  # fmt: skip
     if checkpointer.restore():
         epoch, batch = checkpointer.position
@@ -165,11 +167,16 @@ def train(
             f"Continuing from {checkpointer.restored_from} (step {checkpointer.steps()}, "
             f"epoch {epoch + 1}, batch {batch})."
         )
-    else:
-        checkpointer.save(0, 0)  # the state to fall back to if the first steps diverge
+    elif not is_multi_worker(strategy):
+        # The state to fall back to if the first steps diverge. (Not with several workers: one
+        # could find this file while deciding whether to resume, the other not.)
+        checkpointer.save(0, 0)
     preview_seeds = [int(s) for s in checkpointer.preview_seeds.numpy()]
 
-    skipped_reporter = [callbacks_lib.SkippedInputs(source.skip_log, model_dir)] if source else []
+    skipped_reporter = []
+    if source is not None:
+        directory = model_dir if chief else None
+        skipped_reporter = [callbacks_lib.SkippedInputs(source.skip_log, directory)]
     interrupt = threading.Event()
     history, reason, retries = None, None, 0
     with _sigterm_sets(interrupt), warnings.catch_warnings():
@@ -184,6 +191,12 @@ def train(
             if tc.steps is None and epoch >= tc.epochs:
                 break
             data = epoch_data(epoch, batch)
+            if is_multi_worker(strategy):  # each worker keeps its share of every global batch
+                options = tf.data.Options()
+                options.experimental_distribute.auto_shard_policy = (
+                    tf.data.experimental.AutoShardPolicy.DATA
+                )
+                data = data.with_options(options)
             if batch and not _yields_a_batch(data):  # stopped right after an epoch's last batch
                 checkpointer.save(epoch + 1, 0)
                 continue
@@ -193,17 +206,20 @@ def train(
             control = callbacks_lib.TrainingControl(
                 checkpointer, epoch, batch, tc.checkpoint_every_steps, tc.steps, interrupt
             )
-            run_callbacks = [
-                # First, so that the CSV and TensorBoard loggers see `skipped_inputs`.
-                *skipped_reporter,
-                control,
+            writers = [
                 callbacks_lib.PreviewGrid(
                     os.path.join(model_dir, SAMPLES_DIR),
                     preview_seeds,
                     log_dir=os.path.join(model_dir, LOGS_DIR, "samples"),
-                ),  # fmt: skip
+                ),
                 keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS_DIR), write_graph=False),
                 keras.callbacks.CSVLogger(os.path.join(model_dir, METRICS_FILE), append=True),
+            ]
+            run_callbacks = [
+                # First, so that the CSV and TensorBoard loggers see `skipped_inputs`.
+                *skipped_reporter,
+                control,
+                *(writers if chief else []),
                 *(callbacks or []),
             ]
             history = gan.fit(
@@ -233,6 +249,8 @@ def train(
         return TrainResult(gan, history, model_dir, checkpointer.steps(), interrupted=True)
     if history is None:
         print(f"{model_dir} already holds the requested training; nothing to do.")
+    if not chief:
+        return TrainResult(gan, history, model_dir, checkpointer.steps())
     gan.save(os.path.join(model_dir, FINAL_MODEL))
 
     score = None
