@@ -145,3 +145,17 @@ class SkippedInputs(keras.callbacks.Callback):
         from keras_dcgan.training.checkpoints import write_skipped
 
         write_skipped(self.skip_log, self.directory)
+
+
+class RunProgress(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, counting epochs over the whole run (train() calls fit() once per
+    epoch, so the default would print "Epoch 7/7")."""
+
+    def __init__(self, total_epochs: int | None):
+        super().__init__()
+        self.total_epochs = total_epochs
+
+    def set_params(self, params):
+        epoch_hint = params.get("epochs")
+        total = self.total_epochs if self.total_epochs is not None else epoch_hint
+        super().set_params({**params, "epochs": max(total, epoch_hint or 0)})

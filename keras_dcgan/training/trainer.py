@@ -177,6 +177,11 @@ def train(
     if source is not None:
         directory = model_dir if chief else None
         skipped_reporter = [callbacks_lib.SkippedInputs(source.skip_log, directory)]
+    total_epochs = tc.epochs
+    if tc.steps is not None:  # the epochs the step budget spans, when the data says
+        n = source.num_examples(dc.split, dc.holdout_fraction, dc.keep_list) if source else None
+        per_epoch = (n or 0) // tc.batch_size or max(int(epoch_data(0, 0).cardinality()), 0)
+        total_epochs = -(-tc.steps // per_epoch) if per_epoch else None
     interrupt = threading.Event()
     history, reason, retries = None, None, 0
     with _sigterm_sets(interrupt), warnings.catch_warnings():
@@ -221,6 +226,7 @@ def train(
                 control,
                 *(writers if chief else []),
                 *(callbacks or []),
+                *([callbacks_lib.RunProgress(total_epochs)] if verbose != 0 else []),
             ]
             history = gan.fit(
                 data,
