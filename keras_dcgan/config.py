@@ -128,6 +128,11 @@ class TrainConfig:
             that a resumed run ends with exactly the weights of an uninterrupted one.
         max_divergence_retries: after a non-finite loss the last good checkpoint is restored and
             training retried with fresh noise; it stops with an error after this many retries.
+        eval_metrics: sample-quality metrics computed during training, e.g. ("fid5k", "digits")
+            (see `keras_dcgan.evaluation.metrics`).
+        eval_every_epochs: how often (in epochs) they are computed.
+        inception_weights: InceptionV3 weights of FID/KID/IS: "imagenet" (the Keras cache), a
+            .h5 path, or "random" (smoke tests only).
     """
 
     batch_size: int = 128
@@ -143,14 +148,25 @@ class TrainConfig:
     checkpoint_every_steps: int = 1000
     deterministic: bool = False
     max_divergence_retries: int = 3
+    eval_metrics: tuple[str, ...] = ()
+    eval_every_epochs: int = 1
+    inception_weights: str = "imagenet"
 
     def __post_init__(self) -> None:
+        if isinstance(self.eval_metrics, str):
+            raise ValueError(f"eval_metrics must be a list of names; got {self.eval_metrics!r}.")
+        object.__setattr__(self, "eval_metrics", tuple(self.eval_metrics))
+        if self.eval_metrics:
+            from keras_dcgan.evaluation.metrics import parse_metric
+
+            for name in self.eval_metrics:
+                parse_metric(name)
         for name in ("checkpoint_every_steps", "max_divergence_retries"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
         for name in ("batch_size", "epochs", "steps_per_execution", "num_preview",
-                     "checkpoints_to_keep"):  # fmt: skip
+                     "checkpoints_to_keep", "eval_every_epochs"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}.")

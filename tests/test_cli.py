@@ -65,6 +65,21 @@ def test_export_serve_and_sample_from_the_server(tmp_path):
         server.wait(10)
 
 
+def test_eval_digits_score_and_missing_inception_weights(tmp_path, monkeypatch):
+    import json
+
+    model_dir = str(tmp_path / "run")
+    assert dcgan("train", "--preset=tiny", "--steps=2", f"--model_dir={model_dir}").returncode == 0
+    out = dcgan("eval", f"--model_dir={model_dir}", "--metrics=digits")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "digits_frechet_distance:" in out.stdout
+    record = json.loads(open(os.path.join(model_dir, "quality.jsonl")).readlines()[-1])
+    assert record["step"] == 2 and "digits_confident_share" in record
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # no weights there
+    out = dcgan("eval", f"--model_dir={model_dir}", "--metrics=fid1k")
+    assert out.returncode == 1 and "weights are not in the Keras cache" in out.stderr
+
+
 def test_train_on_a_folder_of_images(tmp_path):
     from keras_dcgan.config import Config
     from keras_dcgan.data import synthetic
@@ -117,6 +132,7 @@ def test_dedup_writes_a_keep_list_without_the_copies(tmp_path):
         (["sample", "--model_dir=/nonexistent"], "no config.json"),
         (["dedup", "--dataset={tmp}"], "has no input"),
         (["export", "--model_dir={tmp}/none"], "no config.json"),
+        (["eval", "--model_dir={tmp}/none", "--metrics=fid2x"], "Unknown metric 'fid2x'"),
         (["sample", "--server=127.0.0.1:1", "--wait=0.5"], "not AVAILABLE after 0.5s"),
         (["sample", "--seeds=a,b"], "--seeds must be integers"),
         (["frobnicate"], "unknown command 'frobnicate'"),

@@ -9,6 +9,7 @@ COMMANDS = {
     "train": ("keras_dcgan.cli.train", "train a DCGAN into a run folder (default: digits, CPU)"),
     "sample": ("keras_dcgan.cli.sample", "render a PNG grid from a trained run folder"),
     "dedup": ("keras_dcgan.cli.dedup", "find near-duplicate images, write a keep-list"),
+    "eval": ("keras_dcgan.cli.eval", "FID, KID, IS or the digits score of a trained run"),
     "export": ("keras_dcgan.cli.export", "write a run's generator as a TF Serving SavedModel"),
     "serve": ("keras_dcgan.cli.serve", "serve exported versions (TF Serving's gRPC and REST)"),
 }

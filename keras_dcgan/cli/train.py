@@ -43,6 +43,13 @@ _NUM_PREVIEW = flags.DEFINE_integer("num_preview", None, "Images in the per-epoc
 _CKPT_EVERY = flags.DEFINE_integer(
     "checkpoint_every_steps", None, "A checkpoint every N iterations (0: at epoch ends only)."
 )
+_EVAL_METRICS = flags.DEFINE_list(
+    "eval_metrics", None, "Quality metrics during training, e.g. fid5k,kid5k,digits."
+)
+_EVAL_EVERY = flags.DEFINE_integer("eval_every_epochs", None, "Epochs between evaluations.")
+_INCEPTION = flags.DEFINE_string(
+    "inception_weights", None, "InceptionV3 weights: imagenet (Keras cache), a path, or random."
+)
 _DETERMINISTIC = flags.DEFINE_boolean(
     "deterministic", None, "TF op determinism: a resumed run equals an uninterrupted one."
 )
@@ -75,6 +82,9 @@ def main(argv: list[str]) -> None:
             num_preview=_NUM_PREVIEW.value,
             checkpoint_every_steps=_CKPT_EVERY.value,
             deterministic=_DETERMINISTIC.value,
+            eval_metrics=_EVAL_METRICS.value,
+            eval_every_epochs=_EVAL_EVERY.value,
+            inception_weights=_INCEPTION.value,
         )
         result = train(config, _MODEL_DIR.value, strategy=_STRATEGY.value)
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from keras_dcgan.data.digits import load_digits
+from keras_dcgan.evaluation.stats import FeatureStats, fid_from_stats
 
 NUM_CLASSES = 10
 SIZE = 32
@@ -35,6 +36,9 @@ class DigitsScore:
         kl_from_uniform: KL(histogram || uniform) in nats; 0 is a perfect spread, log(10) = 2.30
             is total collapse onto one class.
         classifier_test_accuracy: the classifier's accuracy on held-out REAL digits (sanity).
+        frechet_distance: Fréchet distance between the classifier's 10-d logits
+            (`decision_function`) of the samples and of all 1,797 real digits (0 for samples
+            distributed as the real digits; grows with collapse, noise or missing classes).
     """
 
     num_samples: int
@@ -43,13 +47,23 @@ class DigitsScore:
     class_histogram: tuple[float, ...]
     kl_from_uniform: float
     classifier_test_accuracy: float
+    frechet_distance: float = float("nan")
+
+    def as_metrics(self) -> dict[str, float]:
+        """The scalar fields, for logs."""
+        return {
+            "confident_share": self.confident_share,
+            "classes_present": float(self.classes_present),
+            "kl_from_uniform": self.kl_from_uniform,
+            "frechet_distance": self.frechet_distance,
+        }
 
     def summary(self) -> str:
         return (
             f"digits score on {self.num_samples} samples: {self.confident_share:.1%} confident, "
             f"{self.classes_present}/10 classes present, KL from uniform "
-            f"{self.kl_from_uniform:.3f} (classifier accuracy on real test digits "
-            f"{self.classifier_test_accuracy:.1%})"
+            f"{self.kl_from_uniform:.3f}, Fréchet distance {self.frechet_distance:.2f} "
+            f"(classifier accuracy on real test digits {self.classifier_test_accuracy:.1%})"
         )
 
 
@@ -71,6 +85,9 @@ class DigitsScorer:
         self.classifier = LogisticRegression(max_iter=5000, C=0.2)
         self.classifier.fit(x_train, y_train)
         self.test_accuracy = float(self.classifier.score(x_test, y_test))
+        self.real_stats = FeatureStats().update(
+            self.classifier.decision_function(images.reshape(len(images), -1))
+        )
 
     @staticmethod
     def to_digit_features(images) -> np.ndarray:
@@ -84,7 +101,9 @@ class DigitsScorer:
         return tf.clip_by_value(gray, -1.0, 1.0).numpy().reshape(-1, SIZE * SIZE)
 
     def score(self, images) -> DigitsScore:
-        probs = self.classifier.predict_proba(self.to_digit_features(images))
+        features = self.to_digit_features(images)
+        probs = self.classifier.predict_proba(features)
+        fake_stats = FeatureStats().update(self.classifier.decision_function(features))
         top = probs.argmax(axis=1)
         confident = probs.max(axis=1) >= self.confidence
         histogram = np.bincount(top, minlength=NUM_CLASSES) / len(top)
@@ -99,6 +118,7 @@ class DigitsScorer:
             class_histogram=tuple(float(h) for h in histogram),
             kl_from_uniform=kl,
             classifier_test_accuracy=self.test_accuracy,
+            frechet_distance=fid_from_stats(fake_stats, self.real_stats),
         )
 
 

@@ -159,3 +159,49 @@ class RunProgress(keras.callbacks.ProgbarLogger):
         epoch_hint = params.get("epochs")
         total = self.total_epochs if self.total_epochs is not None else epoch_hint
         super().set_params({**params, "epochs": max(total, epoch_hint or 0)})
+
+
+class QualityMetrics(keras.callbacks.Callback):
+    """Every `every_epochs` epochs, computes sample-quality metrics (see
+    `keras_dcgan.evaluation.metrics.evaluate`) and logs them: to the epoch's logs (so the CSV and
+    TensorBoard loggers after it record them), to TensorBoard under `log_dir`, and as one JSON
+    line per evaluation in `jsonl_path`.
+    """
+
+    def __init__(self, metrics, every_epochs: int = 1, source=None, network=None,
+                 split: str = "train", jsonl_path: str | None = None,
+                 log_dir: str | None = None):  # fmt: skip
+        super().__init__()
+        if every_epochs < 1:
+            raise ValueError(f"every_epochs must be >= 1; got {every_epochs}.")
+        self.metrics = list(metrics)
+        self.every_epochs = every_epochs
+        self.source, self.network, self.split = source, network, split
+        self.jsonl_path = jsonl_path
+        self.log_dir = log_dir
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_epochs or not finite_losses(logs):
+            return
+        import json
+
+        from keras_dcgan.evaluation.metrics import evaluate
+
+        results = evaluate(self.model, self.metrics, self.source, self.network, self.split)
+        step = iterations(self.model)
+        if logs is not None:
+            logs.update({k: v for k, v in results.items() if k != "seconds"})
+        if self.jsonl_path:
+            with open(self.jsonl_path, "a") as f:
+                f.write(json.dumps({"epoch": epoch + 1, "step": step, **results}) + "\n")
+        if self.log_dir:
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(self.log_dir)
+            with self._writer.as_default():
+                for name, value in results.items():
+                    if name != "seconds":
+                        tf.summary.scalar(f"quality/{name}", value, step=step)
+            self._writer.flush()
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in results.items() if k != "seconds")
+        print(f"\nEpoch {epoch + 1}: {summary} ({results['seconds']:.0f} s)", flush=True)

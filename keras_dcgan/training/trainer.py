@@ -28,6 +28,7 @@ LOGS_DIR = "logs"
 METRICS_FILE = "metrics.csv"
 FINAL_MODEL = "model.keras"
 DIGITS_SCORE_FILE = "digits_score.json"
+QUALITY_FILE = "quality.jsonl"
 
 
 @dataclasses.dataclass
@@ -182,6 +183,7 @@ def train(
         n = source.num_examples(dc.split, dc.holdout_fraction, dc.keep_list) if source else None
         per_epoch = (n or 0) // tc.batch_size or max(int(epoch_data(0, 0).cardinality()), 0)
         total_epochs = -(-tc.steps // per_epoch) if per_epoch else None
+    quality = _quality_callback(config, model_dir, source) if chief and tc.eval_metrics else []
     interrupt = threading.Event()
     history, reason, retries = None, None, 0
     with _sigterm_sets(interrupt), warnings.catch_warnings():
@@ -221,9 +223,10 @@ def train(
                 keras.callbacks.CSVLogger(os.path.join(model_dir, METRICS_FILE), append=True),
             ]
             run_callbacks = [
-                # First, so that the CSV and TensorBoard loggers see `skipped_inputs`.
+                # First, so that the CSV and TensorBoard loggers see their logs.
                 *skipped_reporter,
                 control,
+                *(quality if chief else []),
                 *(writers if chief else []),
                 *(callbacks or []),
                 *([callbacks_lib.RunProgress(total_epochs)] if verbose != 0 else []),
@@ -268,6 +271,29 @@ def train(
             json.dump(dataclasses.asdict(score), f, indent=2)
         print(score.summary(), flush=True)
     return TrainResult(gan, history, model_dir, checkpointer.steps(), score)
+
+
+def _quality_callback(config, model_dir, source):
+    """The QualityMetrics callback of `config.train.eval_metrics` (FID/KID against `source`)."""
+    from keras_dcgan.evaluation.metrics import parse_metric
+
+    tc = config.train
+    kinds = {parse_metric(name)[0] for name in tc.eval_metrics}
+    network = None
+    if kinds - {"digits"}:
+        from keras_dcgan.evaluation.inception import InceptionFeatures
+
+        weights = None if tc.inception_weights == "random" else tc.inception_weights
+        network = InceptionFeatures(weights=weights)
+    if kinds & {"fid", "kid"} and source is None:
+        source = data_lib.open_source(config.dataset, data_dir=config.data.data_dir)
+    return [
+        callbacks_lib.QualityMetrics(
+            tc.eval_metrics, tc.eval_every_epochs, source, network, config.data.split,
+            jsonl_path=os.path.join(model_dir, QUALITY_FILE),
+            log_dir=os.path.join(model_dir, LOGS_DIR, "quality"),
+        )
+    ]  # fmt: skip
 
 
 def _yields_a_batch(data: tf.data.Dataset) -> bool:
