@@ -304,11 +304,12 @@ def _half64() -> Config:
 
 
 def _digits32() -> Config:
-    # The embedded offline default: scikit-learn's 8x8 digits resized to 32x32 grayscale.
+    # The embedded offline default: scikit-learn's 8x8 digits resized to 32x32 grayscale. The
+    # paper's 5x5 kernels: 56.6% confident samples after 6,000 steps, 51.4% with 4x4.
     return Config(
         "digits32",
         "digits",
-        ModelConfig(image_size=32, channels=1, base_width=32, kernel_size=4),
+        ModelConfig(image_size=32, channels=1, base_width=32, kernel_size=5),
         TrainConfig(batch_size=64, epochs=100),
     )
 
