@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from keras_dcgan.data.decode import SkipLog, SkippedImage, decode_image
 from keras_dcgan.data.digits import load_digits
-from keras_dcgan.data.preprocessing import check_dataset, image_spec, images_dataset
+from keras_dcgan.data.preprocessing import check_dataset, image_spec
 from keras_dcgan.data.sources import (
     DigitsSource,
     FolderSource,
@@ -32,7 +32,6 @@ __all__ = [
     "check_dataset",
     "decode_image",
     "image_spec",
-    "images_dataset",
     "load_digits",
     "load_images",
     "open_source",

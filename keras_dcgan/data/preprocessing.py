@@ -1,34 +1,8 @@
-"""From arrays of images to batched tf.data pipelines, and checks of what a dataset yields."""
+"""Checks of what a dataset yields: its image part, its spec, its shape, dtype and emptiness."""
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
-
-
-def images_dataset(
-    images: np.ndarray,
-    batch_size: int,
-    seed: int | None = 0,
-    shuffle: bool = True,
-    drop_remainder: bool = True,
-) -> tf.data.Dataset:
-    """A dataset of float32 [batch, H, W, C] batches from an in-memory float array in [-1, 1].
-
-    `batch_size` is the GLOBAL batch (tf.distribute splits it over replicas). Shuffling is seeded
-    and reshuffles every epoch; the remainder is dropped so that every step has the full batch.
-    """
-    images = np.asarray(images, np.float32)
-    if images.ndim != 4:
-        raise ValueError(f"Expected images of shape (N, H, W, C); got {images.shape}.")
-    if len(images) < batch_size and drop_remainder:
-        raise ValueError(
-            f"The dataset has {len(images)} images, fewer than one batch of {batch_size}."
-        )
-    ds = tf.data.Dataset.from_tensor_slices(images)
-    if shuffle:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def image_part(element):

@@ -103,9 +103,26 @@ class ImageSource:
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r})"
 
+    def all_ids(self) -> list[str]:
+        """Every input's id, in listing order (sources listed in Python)."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its inputs.")
+
+    def ids(self, split="train", holdout_fraction=0.0, keep_list=None) -> list[str]:
+        """The ids of a split, in listing order, after the keep-list."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
+        ids = self.all_ids()
+        keep = _keep_set(keep_list)
+        if keep is not None:
+            ids = [i for i in ids if i in keep]
+        if holdout_fraction and split != "all":
+            test = split == "test"
+            ids = [i for i in ids if (_stable_fraction(i) < holdout_fraction) == test]
+        return ids
+
     def num_examples(self, split="train", holdout_fraction=0.0, keep_list=None) -> int | None:
         """Inputs in the split before any is skipped (None when unknown)."""
-        return None
+        return len(self.ids(split, holdout_fraction, keep_list))
 
     def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
                  keep_list=None, small_images="upscale", shuffle=False, seed=0,
@@ -284,30 +301,11 @@ class _IdSource(ImageSource):
     """A source listed in Python: ids (file paths, LMDB keys), each read as encoded bytes and
     decoded with Pillow in tf.data's parallel map."""
 
-    def all_ids(self) -> list[str]:
-        raise NotImplementedError
-
     def read(self, item_id: str) -> bytes:
         raise NotImplementedError
 
     def _encode_id(self, item_id: str) -> bytes:
         return item_id.encode("utf-8", "surrogateescape")
-
-    def ids(self, split="train", holdout_fraction=0.0, keep_list=None) -> list[str]:
-        """The ids of a split, in listing order, after the keep-list."""
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
-        ids = self.all_ids()
-        keep = _keep_set(keep_list)
-        if keep is not None:
-            ids = [i for i in ids if i in keep]
-        if holdout_fraction and split != "all":
-            test = split == "test"
-            ids = [i for i in ids if (_stable_fraction(i) < holdout_fraction) == test]
-        return ids
-
-    def num_examples(self, split="train", holdout_fraction=0.0, keep_list=None) -> int:
-        return len(self.ids(split, holdout_fraction, keep_list))
 
     def load(self, item_id: str, image_size: int, channels: int, small_images="upscale"):
         """One input as uint8 [size, size, channels]; raises SkippedImage (and records it)."""
@@ -444,6 +442,7 @@ class LmdbSource(_IdSource):
         self._env_pid = None
         self._lock = threading.Lock()
         self._keys = None
+        self._ids = None
 
     def _environment(self):
         import lmdb
@@ -486,7 +485,9 @@ class LmdbSource(_IdSource):
         return self._keys
 
     def all_ids(self) -> list[str]:
-        return [bytes(k).decode("latin-1") for k in self.keys()]
+        if self._ids is None:
+            self._ids = [bytes(k).decode("latin-1") for k in self.keys()]
+        return self._ids
 
     def _encode_id(self, item_id: str) -> bytes:
         return item_id.encode("latin-1")
@@ -515,14 +516,8 @@ class DigitsSource(ImageSource):
     def __init__(self):
         super().__init__("digits")
 
-    def ids(self, split="train", holdout_fraction=0.0, keep_list=None) -> list[str]:
-        return _IdSource.ids(self, split, holdout_fraction, keep_list)
-
     def all_ids(self) -> list[str]:
         return [f"digits/{i:04d}" for i in range(1797)]
-
-    def num_examples(self, split="train", holdout_fraction=0.0, keep_list=None) -> int:
-        return len(self.ids(split, holdout_fraction, keep_list))
 
     def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
                  keep_list=None, small_images="upscale", shuffle=False, seed=0,

@@ -44,7 +44,7 @@ class DCGAN(keras.Model):
     ```python
     gan = DCGAN(Generator(...), Discriminator(...), seed=0)
     gan.compile()  # Adam(2e-4, beta_1=0.5) for both
-    gan.fit(images_dataset, epochs=5)
+    gan.fit(dataset, epochs=5)  # batches of float32 images in [-1, 1]
     samples = gan.sample(seeds=range(64))  # float32 [64, H, W, C] in [-1, 1]
     ```
     """

@@ -119,16 +119,13 @@ class SkippedInputs(keras.callbacks.Callback):
 
     At the end of every epoch: adds `skipped_inputs` (distinct inputs skipped so far) to the
     epoch's logs, so Keras' CSV and TensorBoard loggers record it (put this callback before
-    them), prints a line when the count grew, and rewrites `<directory>/skipped_inputs.tsv`
-    (id, reason).
+    them), and prints a line when the count grew. (The list of files, `skipped_inputs.tsv`, is
+    written with every checkpoint: `keras_dcgan.training.checkpoints.write_skipped`.)
     """
 
-    FILE = "skipped_inputs.tsv"
-
-    def __init__(self, skip_log, directory: str | None = None):
+    def __init__(self, skip_log):
         super().__init__()
         self.skip_log = skip_log
-        self.directory = directory
         self._reported = 0
 
     def on_epoch_end(self, epoch, logs=None):
@@ -138,13 +135,6 @@ class SkippedInputs(keras.callbacks.Callback):
         if count > self._reported:
             print(f"\nEpoch {epoch + 1}: {self.skip_log.summary()} so far.", flush=True)
             self._reported = count
-            if self.directory is not None:
-                self._write()
-
-    def _write(self):
-        from keras_dcgan.training.checkpoints import write_skipped
-
-        write_skipped(self.skip_log, self.directory)
 
 
 class RunProgress(keras.callbacks.ProgbarLogger):

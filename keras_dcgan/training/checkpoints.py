@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_dcgan.config import Config
 from keras_dcgan.models import DCGAN
+from keras_dcgan.training.callbacks import iterations
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class RunCheckpointer:
         return int(self.epoch.numpy()), int(self.batch.numpy())
 
     def steps(self) -> int:
-        return int(tf.convert_to_tensor(self.gan.g_optimizer.iterations.value).numpy())
+        return iterations(self.gan)
 
     def save(self, epoch: int, batch: int) -> str | None:
         """Writes a checkpoint at data position (epoch, batch), named by the iteration count."""

@@ -174,10 +174,7 @@ def train(
         checkpointer.save(0, 0)
     preview_seeds = [int(s) for s in checkpointer.preview_seeds.numpy()]
 
-    skipped_reporter = []
-    if source is not None:
-        directory = model_dir if chief else None
-        skipped_reporter = [callbacks_lib.SkippedInputs(source.skip_log, directory)]
+    skipped_reporter = [callbacks_lib.SkippedInputs(source.skip_log)] if source else []
     total_epochs = tc.epochs
     if tc.steps is not None:  # the epochs the step budget spans, when the data says
         n = source.num_examples(dc.split, dc.holdout_fraction, dc.keep_list) if source else None
