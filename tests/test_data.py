@@ -19,6 +19,7 @@ from keras_dcgan.data import (
     load_images,
     open_source,
     synthetic,
+    write_lmdb_subset,
 )
 from tests.helpers import write_messy_folder
 
@@ -311,3 +312,28 @@ def test_an_epoch_is_a_fixed_order_and_resumes_mid_way(kind, messy_folder, tmp_p
     finally:
         if mock:
             mock.__exit__(None, None, None)
+
+
+def test_write_lmdb_subset(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_DCGAN_CACHE_DIR", str(tmp_path / "cache"))
+
+    synthetic.write_lmdb(str(tmp_path / "full"), synthetic.photo_like_images(20, height=40))
+    full = LmdbSource(str(tmp_path / "full"))
+    ids = full.all_ids()[5:12]
+    values = {i: full.read(i) for i in ids}
+    assert write_lmdb_subset(full, tmp_path / "subset", reversed(ids)) == 7
+    with pytest.raises(ValueError, match="already exists"):
+        write_lmdb_subset(full, tmp_path / "subset", ids)
+    # py-lmdb opens a database once per process: a second source of it (as train() opens while
+    # the first is still alive) shares the environment instead of failing.
+    again = LmdbSource(str(tmp_path / "full"))
+    assert again.read(ids[0]) == values[ids[0]]
+    assert open_source(str(tmp_path / "full")).read(ids[1]) == values[ids[1]]
+    subset = LmdbSource(str(tmp_path / "subset"))
+    assert subset.all_ids() == sorted(ids, key=lambda i: i.encode("latin-1"))
+    assert all(subset.read(i) == values[i] for i in ids)
+    assert sorted(os.listdir(tmp_path)) == ["cache", "full", "subset"]  # no temp folder left
+    with pytest.raises(OSError):  # an id that is not there: nothing is left behind
+        write_lmdb_subset(str(tmp_path / "full"), tmp_path / "bad", ["no such key"])
+    assert not (tmp_path / "bad").exists()
+    assert sorted(os.listdir(tmp_path)) == ["cache", "full", "subset"]

@@ -19,6 +19,7 @@ from keras_dcgan.data.sources import (
     load_images,
     open_source,
     square_resize,
+    write_lmdb_subset,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "load_images",
     "open_source",
     "square_resize",
+    "write_lmdb_subset",
 ]

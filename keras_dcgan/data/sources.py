@@ -20,8 +20,10 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import threading
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -213,7 +215,7 @@ class ImageSource:
             ds = ds.batch(per_replica, drop_remainder=drop_remainder)
             if skip_batches and not by_id:
                 ds = ds.skip(skip_batches)
-        ds = ds.map(_to_model_range, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(to_model_range, num_parallel_calls=tf.data.AUTOTUNE)
         if input_context is not None:
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = (
@@ -291,7 +293,8 @@ def _skip_usable(ids: list, count: int, unusable: set) -> list:
     return ids[start:]
 
 
-def _to_model_range(images):
+def to_model_range(images):
+    """The pipeline's scaling: uint8 [0, 255] -> float32 [-1, 1]; float tensors pass through."""
     if images.dtype == tf.uint8:
         return tf.cast(images, tf.float32) / 127.5 - 1.0
     return images
@@ -420,6 +423,32 @@ class FolderSource(_IdSource):
         return f"folder:{self.root}"
 
 
+_RECORDS_PER_COMMIT = 10_000  # write_lmdb_subset: bounded write transactions
+_LMDB_ENVIRONMENTS: dict[tuple[int, int, int], object] = {}
+_LMDB_ENVIRONMENTS_LOCK = threading.Lock()
+
+
+def _shared_lmdb_environment(path: str):
+    """The read-only environment of the LMDB in `path`, one per database file and process.
+
+    py-lmdb refuses a second `lmdb.open` of a database that the process already holds open
+    ("environment is already open in this process"; matched by the file, so another path to it
+    fails too): every `LmdbSource` of the same database shares one environment, kept open for
+    the life of the process.
+    """
+    import lmdb
+
+    stat = os.stat(os.path.join(path, "data.mdb"))
+    key = (os.getpid(), stat.st_dev, stat.st_ino)
+    with _LMDB_ENVIRONMENTS_LOCK:
+        env = _LMDB_ENVIRONMENTS.get(key)
+        if env is None:
+            env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False,
+                            max_readers=512)  # fmt: skip
+            _LMDB_ENVIRONMENTS[key] = env
+        return env
+
+
 class LmdbSource(_IdSource):
     """An LMDB of encoded images (LSUN's export: key = image hash, value = JPEG/WebP bytes).
 
@@ -445,12 +474,9 @@ class LmdbSource(_IdSource):
         self._ids = None
 
     def _environment(self):
-        import lmdb
-
         with self._lock:
-            if self._env is None or self._env_pid != os.getpid():  # one per process
-                self._env = lmdb.open(self.path, readonly=True, lock=False, readahead=False,
-                                      meminit=False, max_readers=512)  # fmt: skip
+            if self._env is None or self._env_pid != os.getpid():
+                self._env = _shared_lmdb_environment(self.path)
                 self._env_pid = os.getpid()
             return self._env
 
@@ -505,6 +531,45 @@ class LmdbSource(_IdSource):
     def fingerprint(self) -> str:
         stat = os.stat(os.path.join(self.path, "data.mdb"))
         return f"lmdb:{self.path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def write_lmdb_subset(source, destination: str | os.PathLike, ids: Iterable[str]) -> int:
+    """Writes the records of `ids` (LmdbSource ids: keys as latin-1 text) of `source` (an
+    `LmdbSource`, or an LMDB folder) into a new LMDB folder `destination`; returns their number.
+
+    The new database is written next to `destination` and renamed into place, so an interrupted
+    copy never leaves a half-written database under that name; `destination` must not exist.
+    Write it to a local disk (LMDB memory-maps its file) and copy the finished folder elsewhere.
+    """
+    import lmdb
+
+    if not isinstance(source, LmdbSource):
+        source = LmdbSource(os.fspath(source))
+    destination = os.fspath(destination)
+    if os.path.exists(destination):
+        raise ValueError(f"{destination!r} already exists.")
+    ids = sorted(set(ids), key=lambda i: i.encode("latin-1"))  # LMDB's order: puts append
+    if not ids:
+        raise ValueError("No ids to copy.")
+    parent = os.path.dirname(os.path.abspath(destination))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(destination)}.{uuid.uuid4().hex[:8]}.tmp")
+    # A subset is never larger than its source; map_size is only an upper bound (sparse file).
+    map_size = os.path.getsize(os.path.join(source.path, "data.mdb")) * 2 + (64 << 20)
+    try:
+        dst = lmdb.open(tmp, map_size=map_size)
+        try:
+            for start in range(0, len(ids), _RECORDS_PER_COMMIT):
+                with dst.begin(write=True) as txn:
+                    for item_id in ids[start : start + _RECORDS_PER_COMMIT]:
+                        txn.put(item_id.encode("latin-1"), source.read(item_id), append=True)
+        finally:
+            dst.close()
+        os.rename(tmp, destination)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return len(ids)
 
 
 class DigitsSource(ImageSource):
