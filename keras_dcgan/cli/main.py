@@ -12,12 +12,17 @@ COMMANDS = {
     "eval": ("keras_dcgan.cli.eval", "FID, KID, IS or the digits score of a trained run"),
     "export": ("keras_dcgan.cli.export", "write a run's generator as a TF Serving SavedModel"),
     "serve": ("keras_dcgan.cli.serve", "serve exported versions (TF Serving's gRPC and REST)"),
+    "interpolate": ("keras_dcgan.cli.interpolate", "latent walks between seeds (paper Fig. 4)"),
+    "arithmetic": ("keras_dcgan.cli.arithmetic", "vector arithmetic on latents (paper Fig. 7, 8)"),
+    "classify": ("keras_dcgan.cli.classify", "D's features + L2-SVM as a classifier (paper 5.1)"),
+    "visualize": ("keras_dcgan.cli.visualize", "guided backprop of D's features (paper Fig. 5)"),
+    "ablate": ("keras_dcgan.cli.ablate", "drop G's feature maps of an object (paper 6.3.1)"),
 }
 
 
 def usage() -> str:
     lines = ["usage: dcgan <command> [--flags]   (dcgan <command> --help for its flags)", ""]
-    lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """Keras models: `Generator`, `Discriminator` and the `DCGAN` that trains them."""
 
 from keras_dcgan.models.dcgan import DCGAN, default_optimizer
-from keras_dcgan.models.discriminator import Discriminator
+from keras_dcgan.models.discriminator import Discriminator, random_discriminator
 from keras_dcgan.models.generator import Generator
 
-__all__ = ["DCGAN", "Discriminator", "Generator", "default_optimizer"]
+__all__ = ["DCGAN", "Discriminator", "Generator", "default_optimizer", "random_discriminator"]

@@ -104,3 +104,39 @@ class Discriminator(ConvNetwork):
             **cls.shared_kwargs(mc),
             **kwargs,
         )
+
+
+def random_discriminator(architecture, seed: int = 0):
+    """A built `Discriminator` with freshly initialised weights, seeded (the same seed gives the
+    same weights), with the initialisers training starts from (kernels N(0, s), BatchNorm gamma
+    N(1, s)) and BatchNorm moving statistics 0 and 1.
+
+    `architecture`: a `ModelConfig` (or `Config`), or a `Discriminator` (or a `DCGAN`) to copy the
+    architecture of (its weights are not used). The paper's baseline in section 5.1 and Fig. 5.
+    """
+    if hasattr(architecture, "discriminator"):  # a DCGAN
+        architecture = architecture.discriminator
+    if isinstance(architecture, Discriminator):
+        discriminator = Discriminator.from_config(architecture.get_config())
+    else:
+        if hasattr(architecture, "model"):
+            architecture = architecture.model
+        if not hasattr(architecture, "d_widths"):
+            raise ValueError(f"Expected a ModelConfig or a Discriminator; got {architecture!r}.")
+        discriminator = Discriminator.from_model_config(architecture)
+    discriminator.build()
+    layers = [layer for block in discriminator.blocks for layer in block] + [discriminator.logit]
+    count = 0
+    for layer in layers:
+        for name in ("kernel", "bias", "gamma", "beta"):
+            variable = getattr(layer, name, None)
+            initializer = getattr(layer, f"{name}_initializer", None)
+            if variable is None or initializer is None:
+                continue
+            config = dict(initializer.get_config())
+            if "seed" in config:  # Zeros/Ones have no seed
+                config["seed"] = int(seed) * 1000 + count
+            seeded = type(initializer).from_config(config)
+            variable.assign(keras.ops.cast(seeded(variable.shape), variable.dtype))
+            count += 1
+    return discriminator

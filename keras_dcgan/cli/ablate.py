@@ -1,0 +1,116 @@
+"""`dcgan ablate`: "forgetting to draw" an object by dropping G's feature maps (sec. 6.3.1).
+
+With `--boxes` (a JSON file of boxes drawn on samples; schema in
+`keras_dcgan.analysis.ablation`), a logistic regression on G's second-highest layer picks the
+feature maps of the object (positive weights); with `--channels` the maps are given. Writes a
+PNG grid, one column per seed: row 1 the ordinary samples, row 2 the same seeds without the maps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import flags
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
+_BOXES = flags.DEFINE_string("boxes", None, "JSON file of object boxes drawn on samples.")
+_CHANNELS = flags.DEFINE_list(
+    "channels", None, "Drop these feature maps (e.g. 1,5,9) instead of fitting them from --boxes."
+)
+_NUM = flags.DEFINE_integer("num", 8, "Number of samples (seeds 0..num-1) if --seeds is unset.")
+_SEEDS = flags.DEFINE_list("seeds", None, "Integer seeds of the samples to render, e.g. 3,17,42.")
+_THRESHOLD = flags.DEFINE_float("threshold", 0.0, "Drop maps whose weight is above this.")
+_C = flags.DEFINE_float("C", 1.0, "Inverse L2 regularisation of the logistic regression.")
+_NEGATIVES = flags.DEFINE_float(
+    "negatives_per_positive", None,
+    "Sample this many negative positions per positive (default: every outside position).",
+)  # fmt: skip
+_OUTPUT = flags.DEFINE_string("output", "ablation.png", "Output PNG grid.")
+_SAVE_CHANNELS = flags.DEFINE_string(
+    "save_channels", None, "Write the dropped maps (and the fit's weights) to this JSON file."
+)
+
+
+def _ints(values, name):
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise ValueError(f"--{name} must be integers; got {values}.") from None
+
+
+def _write_json(data, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise SystemExit(f"dcgan ablate: unexpected arguments {argv[1:]}")
+    import numpy as np
+
+    from keras_dcgan import images
+    from keras_dcgan.analysis import ablation
+    from keras_dcgan.training import load_trained
+
+    try:
+        if (_BOXES.value is None) == (_CHANNELS.value is None):
+            raise ValueError("give --boxes (to fit the feature maps) or --channels, not both.")
+        if _SEEDS.value is not None:
+            seeds = _ints(_SEEDS.value, "seeds")
+            if not seeds:
+                raise ValueError("--seeds is empty.")
+        else:
+            if _NUM.value < 1:
+                raise ValueError(f"--num must be positive; got {_NUM.value}.")
+            seeds = list(range(_NUM.value))
+        channels = None
+        if _CHANNELS.value is not None:
+            channels = _ints(_CHANNELS.value, "channels")
+            if not channels:
+                raise ValueError("--channels is empty.")
+        config, gan = load_trained(_MODEL_DIR.value)
+        boxes = None
+        if _BOXES.value is not None:
+            boxes = ablation.load_boxes(_BOXES.value, config.model.image_size)
+        fit_kwargs = {}
+        if boxes is not None:
+            fit_kwargs = dict(
+                threshold=_THRESHOLD.value, C=_C.value,
+                negatives_per_positive=_NEGATIVES.value,
+            )  # fmt: skip
+        result = ablation.forget_objects(gan, seeds, boxes=boxes, channels=channels, **fit_kwargs)
+        grid = np.concatenate([result.with_maps, result.without_maps])
+        path = images.save_grid(grid, _OUTPUT.value, columns=len(seeds))
+        if _SAVE_CHANNELS.value:
+            record = {"model_dir": _MODEL_DIR.value, "boxes": _BOXES.value}
+            if result.fit is not None:
+                record.update(result.fit.to_dict())
+            else:
+                record.update(
+                    layer_shape=list(ablation.layer_shape(gan)),
+                    channels=[int(c) for c in result.channels],
+                )
+            _write_json(record, _SAVE_CHANNELS.value)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"dcgan ablate: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    side, _, num_channels = ablation.layer_shape(gan)
+    if result.fit is not None:
+        fit = result.fit
+        print(
+            f"Logistic regression on {fit.num_positives} positions in boxes and "
+            f"{fit.num_negatives} outside: training accuracy {fit.accuracy:.3f}."
+        )
+    print(
+        f"Dropped {len(result.channels)} of {num_channels} feature maps of G's {side}x{side} "
+        f"layer: {[int(c) for c in result.channels]}"
+    )
+    if _SAVE_CHANNELS.value:
+        print(f"Wrote {_SAVE_CHANNELS.value}")
+    print(f"Wrote {path} (row 1: with the maps, row 2: without; {len(seeds)} seeds)")

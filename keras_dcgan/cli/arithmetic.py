@@ -1,0 +1,183 @@
+"""`dcgan arithmetic`: vector arithmetic on latents (the paper's Fig. 7) and turns (Fig. 8).
+
+Every set of exemplars is given as integer seeds (`3,17,42`: the latents of `dcgan sample
+--seeds`, so pick them from sample grids) or as a .npy file of float latents [k, z_dim] (for
+instance written by `--save_latents` of this command or `dcgan interpolate`).
+
+Vector arithmetic, mean(a) - mean(b) + mean(c) (e.g. smiling woman - neutral woman + neutral man):
+
+    dcgan arithmetic --model_dir=runs/faces --a=11,52,93 --b=4,8,15 --c=16,23,42 \
+        --num_neighbours=8 --noise_scale=0.25 --seed=0 --output=arithmetic.png
+
+  The grid has max(3, S) rows (S = sqrt(num_neighbours + 1)): the rows of a, b and c show the
+  exemplars and then the image of their mean; after a blank column, an S x S block shows the
+  result in its centre and `--num_neighbours` samples around it with uniform noise in
+  [-noise_scale, noise_scale] added (the paper: 8 and 0.25; --seed picks the noise).
+  `--save_latents` writes float32 [1 + num_neighbours, z_dim]: the result, then its neighbours.
+
+Turn, z + amount * (mean(right) - mean(left)) for every start latent (one row each):
+
+    dcgan arithmetic --model_dir=runs/faces --left=1,2,3,4 --right=5,6,7,8 --start=9,10 \
+        --amounts=-1:1:9 --output=turn.png
+
+  `--amounts` is start:stop:count (evenly spaced, both ends included) or a list such as
+  0,0.5,1; with the default -1:1:9 the start sample is the middle column. `--save_latents`
+  writes the grid's latents, row by row, [len(start) * len(amounts), z_dim].
+
+The two modes exclude each other. Results are not clipped to the prior's range (nor in the
+paper). Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+from absl import flags
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
+_A = flags.DEFINE_string("a", None, "Exemplars of concept a: seeds (1,2,3) or a .npy file.")
+_B = flags.DEFINE_string("b", None, "Exemplars of concept b, subtracted.")
+_C = flags.DEFINE_string("c", None, "Exemplars of concept c, added.")
+_NUM_NEIGHBOURS = flags.DEFINE_integer(
+    "num_neighbours", 8, "Noisy samples around the result: 0, 8 (3x3 block), 24 (5x5), ..."
+)
+_NOISE_SCALE = flags.DEFINE_float("noise_scale", 0.25, "Neighbours' noise: U[-scale, scale].")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the neighbours' noise.")
+_LEFT = flags.DEFINE_string("left", None, "Turn mode: left-facing exemplars (seeds or .npy).")
+_RIGHT = flags.DEFINE_string("right", None, "Turn mode: right-facing exemplars (seeds or .npy).")
+_START = flags.DEFINE_string("start", None, "Turn mode: the latents to turn (seeds or .npy).")
+_AMOUNTS = flags.DEFINE_string(
+    "amounts", "-1:1:9", "Turn mode: start:stop:count, or a list like 0,0.5,1."
+)
+_OUTPUT = flags.DEFINE_string("output", "arithmetic.png", "Output PNG grid.")
+_SAVE_LATENTS = flags.DEFINE_string("save_latents", None, "Also write the latents (.npy) here.")
+_BATCH = flags.DEFINE_integer("batch_size", 64, "Images rendered per generator call.")
+
+
+def parse_exemplars(value: str | None, flag: str):
+    """A flag's exemplars: a .npy path (str), or a list of int seeds; ValueError otherwise."""
+    if value is None or not value.strip():
+        raise ValueError(f"{flag} is empty: give integer seeds (e.g. {flag}=1,2,3) or a .npy file.")
+    value = value.strip()
+    if value.endswith(".npy") or os.path.isfile(value):
+        if not os.path.isfile(value):
+            raise ValueError(f"{flag}: no such file {value!r}.")
+        return value
+    try:
+        return [int(p) for p in value.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"{flag} must be integer seeds separated by commas or a .npy file; got {value!r}."
+        ) from None
+
+
+def parse_amounts(value: str) -> list[float]:
+    """'-1:1:9' -> 9 evenly spaced amounts from -1 to 1; '0,0.5,1' -> that list."""
+    text = value.strip()
+    try:
+        if ":" in text:
+            start, stop, count = text.split(":")
+            start, stop = float(start), float(stop)
+            if not count.strip().lstrip("+").isdigit():
+                raise ValueError
+            count = int(count)
+            if count < 1:
+                raise ValueError
+            amounts = [start] if count == 1 else [
+                start + (stop - start) * i / (count - 1) for i in range(count)
+            ]  # fmt: skip
+        else:
+            amounts = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--amounts must be start:stop:count (count >= 1) or numbers separated by commas, "
+            f"e.g. -1:1:9 or 0,0.5,1; got {value!r}."
+        ) from None
+    if not all(math.isfinite(a) for a in amounts):
+        raise ValueError(f"--amounts must be finite; got {value!r}.")
+    return amounts
+
+
+def mode_from_flags() -> tuple[str, dict]:
+    """("arithmetic", {a, b, c}) or ("turn", {left, right, start, amounts}), checked before any
+    model is loaded."""
+    if _BATCH.value < 1:
+        raise ValueError(f"--batch_size must be positive; got {_BATCH.value}.")
+    vector = {"a": _A.value, "b": _B.value, "c": _C.value}
+    turn = {"left": _LEFT.value, "right": _RIGHT.value, "start": _START.value}
+    given_vector = [k for k, v in vector.items() if v is not None]
+    given_turn = [k for k, v in turn.items() if v is not None]
+    if given_vector and given_turn:
+        raise ValueError(
+            "give --a/--b/--c (vector arithmetic) or --left/--right/--start (turn), not both."
+        )
+    if not given_vector and not given_turn:
+        raise ValueError(
+            "nothing to do: give --a, --b and --c (vector arithmetic) or --left, --right and "
+            "--start (turn)."
+        )
+    if given_vector:
+        missing = [f"--{k}" for k in vector if k not in given_vector]
+        if missing:
+            raise ValueError(f"vector arithmetic needs --a, --b and --c; missing {missing}.")
+        n = _NUM_NEIGHBOURS.value
+        side = math.isqrt(max(n, 0) + 1)
+        if n < 0 or side * side != n + 1 or side % 2 == 0:
+            raise ValueError(
+                f"--num_neighbours must be 0, 8, 24, 48, ... (the result sits in the centre of "
+                f"a square block); got {n}."
+            )
+        if not math.isfinite(_NOISE_SCALE.value) or _NOISE_SCALE.value < 0:
+            raise ValueError(f"--noise_scale must be >= 0; got {_NOISE_SCALE.value}.")
+        return "arithmetic", {k: parse_exemplars(v, f"--{k}") for k, v in vector.items()}
+    missing = [f"--{k}" for k in turn if k not in given_turn]
+    if missing:
+        raise ValueError(f"a turn needs --left, --right and --start; missing {missing}.")
+    specs = {k: parse_exemplars(v, f"--{k}") for k, v in turn.items()}
+    return "turn", {**specs, "amounts": parse_amounts(_AMOUNTS.value)}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise SystemExit(f"dcgan arithmetic: unexpected arguments {argv[1:]}")
+    from keras_dcgan import images
+    from keras_dcgan.analysis import arithmetic
+
+    try:
+        mode, specs = mode_from_flags()
+        from keras_dcgan.training import load_trained
+
+        _, gan = load_trained(_MODEL_DIR.value)
+        if mode == "arithmetic":
+            grid = arithmetic.arithmetic_grid(
+                gan, specs["a"], specs["b"], specs["c"], num_neighbours=_NUM_NEIGHBOURS.value,
+                noise_scale=_NOISE_SCALE.value, seed=_SEED.value, batch_size=_BATCH.value,
+            )  # fmt: skip
+            latents = [grid.result[None], grid.neighbours]
+            summary = (
+                f"mean(a) - mean(b) + mean(c) and {_NUM_NEIGHBOURS.value} neighbours "
+                f"(noise scale {_NOISE_SCALE.value})"
+            )
+        else:
+            grid = arithmetic.turn_grid(
+                gan, specs["left"], specs["right"], specs["start"], specs["amounts"],
+                batch_size=_BATCH.value,
+            )  # fmt: skip
+            latents = [grid.latents]
+            summary = (
+                f"{len(grid.latents) // grid.columns} samples turned by {grid.columns} amounts"
+            )
+        if _SAVE_LATENTS.value:
+            import numpy as np
+
+            arithmetic.save_latents(np.concatenate(latents), _SAVE_LATENTS.value)
+        path = images.save_grid(grid.images, _OUTPUT.value, grid.columns)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"dcgan arithmetic: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(
+        f"Wrote {summary} to {path}"
+        + (f"; latents to {_SAVE_LATENTS.value}" if _SAVE_LATENTS.value else "")
+    )
