@@ -1,4 +1,8 @@
-"""Small builders shared by the tests: tiny models and datasets."""
+"""Small builders shared by the tests: tiny models and datasets, run folders, the CLI."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -46,3 +50,30 @@ def write_messy_folder(root, photos):
     with open(f"{root}/.DS_Store", "wb") as f:
         f.write(b"\0\1")
     return root
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def dcgan_env():
+    """The environment of a `dcgan` subprocess: this checkout first on the path, TF quiet."""
+    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
+
+
+def dcgan(*args, cwd=None, timeout=300):
+    """Runs `dcgan <args>` in a subprocess; returns the CompletedProcess (text output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "keras_dcgan.cli.main", *args],
+        capture_output=True, text=True, cwd=cwd, env=dcgan_env(), timeout=timeout,
+    )  # fmt: skip
+
+
+def write_run_folder(model_dir, gan, config):
+    """A run folder (config + one checkpoint) holding `gan`, as `dcgan train` leaves one, without
+    the training time."""
+    from keras_dcgan.training.checkpoints import RunCheckpointer, write_config
+
+    write_config(config, model_dir)
+    RunCheckpointer(gan, model_dir).save(0, 0)
+    return model_dir

@@ -1,9 +1,6 @@
 """Forgetting to draw objects: dropping G's feature maps found from boxes (paper sec. 6.3.1)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,9 +8,8 @@ from PIL import Image
 
 from keras_dcgan import latent
 from keras_dcgan.analysis import ablation as ab
-from tests.helpers import tiny_config, tiny_gan
+from tests.helpers import dcgan, tiny_config, tiny_gan, write_run_folder
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = [3, 1, 4, 15]
 
 
@@ -206,25 +202,12 @@ def test_load_boxes_round_trip_and_file_errors(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- CLI
-def dcgan(*args):
-    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
-    return subprocess.run(
-        [sys.executable, "-m", "keras_dcgan.cli.main", *args],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run folder (config + checkpoint) of a tiny random-init GAN: what `dcgan train` writes,
     without the training time."""
-    from keras_dcgan.training.checkpoints import RunCheckpointer, write_config
-
     model_dir = str(tmp_path_factory.mktemp("ablate") / "run")
-    write_config(tiny_config(), model_dir)
-    RunCheckpointer(tiny_gan(seed=5), model_dir).save(0, 0)
-    return model_dir
+    return write_run_folder(model_dir, tiny_gan(seed=5), tiny_config())
 
 
 def test_cli_fits_drops_and_writes_both_rows(run_dir, tmp_path):

@@ -1,9 +1,6 @@
 """Discriminator features as a classifier (paper sec. 5.1): features, protocols, L2-SVM, CLI."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,9 +11,9 @@ from keras_dcgan.analysis import features as F
 from keras_dcgan.config import get_config
 from keras_dcgan.data import square_resize
 from keras_dcgan.models import random_discriminator
+from tests import helpers
 from tests.helpers import random_images
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST_GRID = (1e-3, 1e-2)  # two C values keep the SVM fits cheap in tests
 
 
@@ -278,12 +275,9 @@ def test_dcgan_classify_command(tmp_path):
 
     model_dir = str(tmp_path / "run")
     train(get_config("tiny", steps=2), model_dir, verbose=0)
-    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
 
     def dcgan(*args):
-        return subprocess.run([sys.executable, "-m", "keras_dcgan.cli.main", "classify", *args],
-                              capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+        return helpers.dcgan("classify", *args)
 
     output = str(tmp_path / "report.json")
     out = dcgan(f"--model_dir={model_dir}", "--labels=20", "--val_size=100", "--repeats=2",

@@ -7,20 +7,9 @@ import sys
 import pytest
 from PIL import Image
 
+from tests.helpers import dcgan
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def dcgan(*args, cwd=None):
-    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
-    return subprocess.run(
-        [sys.executable, "-m", "keras_dcgan.cli.main", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
 
 
 def test_train_then_sample(tmp_path):

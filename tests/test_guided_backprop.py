@@ -1,8 +1,6 @@
 """Guided backpropagation of the discriminator's features (paper Fig. 5)."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,9 +9,7 @@ from PIL import Image
 
 from keras_dcgan.analysis import guided_backprop as gb
 from keras_dcgan.models import random_discriminator
-from tests.helpers import random_images, tiny_gan
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import dcgan, random_images, tiny_config, tiny_gan, write_run_folder
 
 
 @pytest.fixture(scope="module")
@@ -180,26 +176,12 @@ def test_bad_images_and_targets_are_rejected(gan, images):
 
 
 # ---------------------------------------------------------------------------------- CLI
-def dcgan(*args):
-    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
-    return subprocess.run(
-        [sys.executable, "-m", "keras_dcgan.cli.main", *args],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run folder (config + checkpoint) of a tiny random-init GAN: what `dcgan train` writes,
     without the training time."""
-    from keras_dcgan.training.checkpoints import RunCheckpointer, write_config
-    from tests.helpers import tiny_config
-
     model_dir = str(tmp_path_factory.mktemp("guided") / "run")
-    write_config(tiny_config(), model_dir)
-    RunCheckpointer(tiny_gan(seed=5), model_dir).save(0, 0)
-    return model_dir
+    return write_run_folder(model_dir, tiny_gan(seed=5), tiny_config())
 
 
 def test_cli_writes_the_grid_of_the_library_result(run_dir, tmp_path):

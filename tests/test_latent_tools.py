@@ -13,7 +13,7 @@ from PIL import Image
 from keras_dcgan import images, latent
 from keras_dcgan.analysis import arithmetic as ar
 from keras_dcgan.analysis import latent_walks as lw
-from tests.helpers import tiny_config, tiny_gan
+from tests.helpers import tiny_config, tiny_gan, write_run_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 Z_DIM = 16  # the tiny preset's
@@ -29,12 +29,7 @@ def gan():
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, gan):
     """A run folder holding `gan` (config + checkpoint), as `dcgan train` leaves one."""
-    from keras_dcgan.training.checkpoints import RunCheckpointer, write_config
-
-    model_dir = str(tmp_path_factory.mktemp("latent_run"))
-    write_config(tiny_config(**INIT), model_dir)
-    RunCheckpointer(gan, model_dir).save(0, 0)
-    return model_dir
+    return write_run_folder(str(tmp_path_factory.mktemp("latent_run")), gan, tiny_config(**INIT))
 
 
 def points(n, z_dim=Z_DIM, seed=0):
