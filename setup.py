@@ -36,8 +36,9 @@ setup(
         "grpcio>=1.60",
     ],
     extras_require={
-        "notebooks": ["jupyter", "nbconvert", "matplotlib"],
-        "dev": ["pytest>=8", "ruff>=0.6"],
+        "notebooks": ["jupyter"],  # the notebooks need no more than the package and Jupyter
+        # nbclient/nbformat/ipykernel: tests/test_notebooks.py executes every notebook.
+        "dev": ["pytest>=8", "ruff>=0.6", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     },
     entry_points={"console_scripts": ["dcgan=keras_dcgan.cli.main:run"]},
     classifiers=[
