@@ -14,6 +14,8 @@ import sys
 
 from absl import flags
 
+from keras_dcgan.cli import _flags
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _BOXES = flags.DEFINE_string("boxes", None, "JSON file of object boxes drawn on samples.")
 _CHANNELS = flags.DEFINE_list(
@@ -31,13 +33,6 @@ _OUTPUT = flags.DEFINE_string("output", "ablation.png", "Output PNG grid.")
 _SAVE_CHANNELS = flags.DEFINE_string(
     "save_channels", None, "Write the dropped maps (and the fit's weights) to this JSON file."
 )
-
-
-def _ints(values, name):
-    try:
-        return [int(v) for v in values]
-    except ValueError:
-        raise ValueError(f"--{name} must be integers; got {values}.") from None
 
 
 def _write_json(data, path):
@@ -61,17 +56,10 @@ def main(argv: list[str]) -> None:
     try:
         if (_BOXES.value is None) == (_CHANNELS.value is None):
             raise ValueError("give --boxes (to fit the feature maps) or --channels, not both.")
-        if _SEEDS.value is not None:
-            seeds = _ints(_SEEDS.value, "seeds")
-            if not seeds:
-                raise ValueError("--seeds is empty.")
-        else:
-            if _NUM.value < 1:
-                raise ValueError(f"--num must be positive; got {_NUM.value}.")
-            seeds = list(range(_NUM.value))
+        seeds = _flags.seeds(_SEEDS.value, _NUM.value)
         channels = None
         if _CHANNELS.value is not None:
-            channels = _ints(_CHANNELS.value, "channels")
+            channels = _flags.int_list(_CHANNELS.value, "channels")
             if not channels:
                 raise ValueError("--channels is empty.")
         config, gan = load_trained(_MODEL_DIR.value)

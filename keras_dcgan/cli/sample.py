@@ -6,6 +6,8 @@ import sys
 
 from absl import flags
 
+from keras_dcgan.cli import _flags
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _NUM = flags.DEFINE_integer("num", 64, "Number of samples (seeds 0..num-1) if --seeds is unset.")
 _SEEDS = flags.DEFINE_list("seeds", None, "Integer seeds of the latents, e.g. 3,17,42.")
@@ -25,17 +27,7 @@ def main(argv: list[str]) -> None:
     from keras_dcgan.training import load_trained
 
     try:
-        if _SEEDS.value is not None:
-            try:
-                seeds = [int(s) for s in _SEEDS.value]
-            except ValueError:
-                raise ValueError(f"--seeds must be integers; got {_SEEDS.value}.") from None
-            if not seeds:
-                raise ValueError("--seeds is empty.")
-        else:
-            if _NUM.value < 1:
-                raise ValueError(f"--num must be positive; got {_NUM.value}.")
-            seeds = list(range(_NUM.value))
+        seeds = _flags.seeds(_SEEDS.value, _NUM.value)
         if _SERVER.value:
             samples = _sample_server(seeds)
         else:

@@ -12,6 +12,8 @@ import sys
 
 from absl import flags
 
+from keras_dcgan.cli import _flags
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _DATASET = flags.DEFINE_string(
     "dataset", None, "Real images to search for maximal responses (default: the run's dataset)."
@@ -41,12 +43,7 @@ _OUTPUT = flags.DEFINE_string("output", "guided.png", "Output PNG grid.")
 def _feature_spec():
     if _FEATURE_INDICES.value is None:
         return _FEATURES.value
-    try:
-        return [int(f) for f in _FEATURE_INDICES.value]
-    except ValueError:
-        raise ValueError(
-            f"--feature_indices must be integers; got {_FEATURE_INDICES.value}."
-        ) from None
+    return _flags.int_list(_FEATURE_INDICES.value, "feature_indices")
 
 
 def main(argv: list[str]) -> None:
