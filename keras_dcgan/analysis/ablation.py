@@ -56,6 +56,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dcgan import latent
+from keras_dcgan.analysis.latent_walks import check_seeds
 
 SAMPLE_KEYS = {"seed", "boxes"}
 TOP_KEYS = {"image_size", "model", "samples"}
@@ -283,16 +284,6 @@ def check_channels(channels, num_channels: int) -> np.ndarray:
     return np.asarray(sorted(int(c) for c in channels), np.int64)
 
 
-def _check_seeds(seeds) -> list:
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("No seeds given.")
-    for s in seeds:
-        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
-            raise ValueError(f"seeds must be integers; got {s!r}.")
-    return [int(s) for s in seeds]
-
-
 def _hidden(generator, z):
     x = z
     for block in generator.blocks[:-1]:
@@ -330,7 +321,7 @@ def render(gan, seeds, channels=(), batch_size: int = 64) -> np.ndarray:
 
 def _run(gan, seeds, channels, batch_size, images):
     generator = _generator(gan)
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     num_channels = layer_shape(gan)[-1]
     channels = check_channels(channels, num_channels)
     if batch_size < 1:
@@ -429,7 +420,7 @@ def forget_objects(gan, seeds, *, boxes: BoxSet | None = None, channels=None,
     `channels` (dropped as given)."""
     if (boxes is None) == (channels is None):
         raise ValueError("Give either boxes (to fit the channels) or channels, not both.")
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     fit = None
     if boxes is not None:
         fit = fit_object_channels(gan, boxes, **fit_kwargs)

@@ -43,6 +43,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_dcgan.images import to_model_range
+
 RULES = ("guided", "plain")
 
 
@@ -143,7 +145,7 @@ def check_images(images, network) -> np.ndarray:
             f"(the discriminator's input); got shape {images.shape}."
         )
     if images.dtype == np.uint8:
-        return images.astype(np.float32) / 127.5 - 1.0
+        return to_model_range(images)
     if not np.issubdtype(images.dtype, np.floating):
         raise ValueError(f"images must be float in [-1, 1] or uint8; got dtype {images.dtype}.")
     images = images.astype(np.float32)
