@@ -22,3 +22,13 @@ tf.config.set_logical_device_configuration(
 def _seed():
     keras.utils.set_random_seed(1234)
     yield
+
+
+@pytest.fixture(scope="module")
+def tiny_run_dir(tmp_path_factory):
+    """A run folder (config + checkpoint) of a tiny random-init GAN: what `dcgan train` writes,
+    without the training time."""
+    from tests.helpers import tiny_config, tiny_gan, write_run_folder
+
+    model_dir = str(tmp_path_factory.mktemp("tiny_run") / "run")
+    return write_run_folder(model_dir, tiny_gan(seed=5), tiny_config())

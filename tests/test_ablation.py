@@ -8,7 +8,7 @@ from PIL import Image
 
 from keras_dcgan import latent
 from keras_dcgan.analysis import ablation as ab
-from tests.helpers import dcgan, tiny_config, tiny_gan, write_run_folder
+from tests.helpers import dcgan, tiny_gan
 
 SEEDS = [3, 1, 4, 15]
 
@@ -202,22 +202,14 @@ def test_load_boxes_round_trip_and_file_errors(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- CLI
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A run folder (config + checkpoint) of a tiny random-init GAN: what `dcgan train` writes,
-    without the training time."""
-    model_dir = str(tmp_path_factory.mktemp("ablate") / "run")
-    return write_run_folder(model_dir, tiny_gan(seed=5), tiny_config())
-
-
-def test_cli_fits_drops_and_writes_both_rows(run_dir, tmp_path):
+def test_cli_fits_drops_and_writes_both_rows(tiny_run_dir, tmp_path):
     from keras_dcgan import images as image_io
     from keras_dcgan.training import load_trained
 
-    _, gan = load_trained(run_dir)
+    _, gan = load_trained(tiny_run_dir)
     boxes_file, png, saved = tmp_path / "boxes.json", tmp_path / "a.png", tmp_path / "ch.json"
     boxes_file.write_text(json.dumps(planted_boxes(gan, 3, list(range(6))).to_dict()))
-    out = dcgan("ablate", f"--model_dir={run_dir}", f"--boxes={boxes_file}", "--seeds=7,8,9",
+    out = dcgan("ablate", f"--model_dir={tiny_run_dir}", f"--boxes={boxes_file}", "--seeds=7,8,9",
                 f"--output={png}", f"--save_channels={saved}")  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     fit = ab.fit_object_channels(gan, ab.load_boxes(boxes_file))
@@ -233,10 +225,10 @@ def test_cli_fits_drops_and_writes_both_rows(run_dir, tmp_path):
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # float rounding at most
 
 
-def test_cli_exits_1_on_a_bad_box_file(run_dir, tmp_path):
+def test_cli_exits_1_on_a_bad_box_file(tiny_run_dir, tmp_path):
     boxes_file, png = tmp_path / "boxes.json", tmp_path / "a.png"
     boxes_file.write_text(json.dumps(sample(boxes=[[0, 0, 40, 8]])))
-    out = dcgan("ablate", f"--model_dir={run_dir}", f"--boxes={boxes_file}", f"--output={png}")
+    out = dcgan("ablate", f"--model_dir={tiny_run_dir}", f"--boxes={boxes_file}", f"--output={png}")
     assert out.returncode == 1
     assert "dcgan ablate: error:" in out.stderr and "outside the 32x32 image" in out.stderr
     assert not png.exists()

@@ -9,7 +9,7 @@ from PIL import Image
 
 from keras_dcgan.analysis import guided_backprop as gb
 from keras_dcgan.models import random_discriminator
-from tests.helpers import dcgan, random_images, tiny_config, tiny_gan, write_run_folder
+from tests.helpers import dcgan, random_images, tiny_gan
 
 
 @pytest.fixture(scope="module")
@@ -176,25 +176,17 @@ def test_bad_images_and_targets_are_rejected(gan, images):
 
 
 # ---------------------------------------------------------------------------------- CLI
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A run folder (config + checkpoint) of a tiny random-init GAN: what `dcgan train` writes,
-    without the training time."""
-    model_dir = str(tmp_path_factory.mktemp("guided") / "run")
-    return write_run_folder(model_dir, tiny_gan(seed=5), tiny_config())
-
-
-def test_cli_writes_the_grid_of_the_library_result(run_dir, tmp_path):
+def test_cli_writes_the_grid_of_the_library_result(tiny_run_dir, tmp_path):
     from keras_dcgan import images as image_io
     from keras_dcgan.data import open_source
     from keras_dcgan.training import load_trained
 
     png = str(tmp_path / "guided.png")
-    out = dcgan("visualize", f"--model_dir={run_dir}", "--num_images=40", "--features=3",
+    out = dcgan("visualize", f"--model_dir={tiny_run_dir}", "--num_images=40", "--features=3",
                 f"--output={png}")  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert "trained feature    2" in out.stdout and "random  feature    2" in out.stdout
-    _, gan = load_trained(run_dir)
+    _, gan = load_trained(tiny_run_dir)
     _, real = open_source("digits").arrays(32, 3, split="train", limit=40)
     trained, rand = gb.compare_with_random(gan.discriminator, real, 3, seed=0)
     want = image_io.make_grid(np.concatenate([trained.visualizations, rand.visualizations]), 3)
@@ -204,9 +196,9 @@ def test_cli_writes_the_grid_of_the_library_result(run_dir, tmp_path):
 
 
 @pytest.mark.slow  # one more model-loading process; test_bad_arguments_are_rejected covers it
-def test_cli_rejects_bad_features(run_dir, tmp_path):
+def test_cli_rejects_bad_features(tiny_run_dir, tmp_path):
     png = str(tmp_path / "guided.png")
-    out = dcgan("visualize", f"--model_dir={run_dir}", "--feature_indices=0,32",
+    out = dcgan("visualize", f"--model_dir={tiny_run_dir}", "--feature_indices=0,32",
                 f"--output={png}")  # fmt: skip
     assert out.returncode == 1
     assert "dcgan visualize: error: feature index 32 is out of range" in out.stderr
