@@ -42,6 +42,11 @@ _STEPS_PER_EXECUTION = flags.DEFINE_integer("steps_per_execution", 1, "For keras
 _PRECISION = flags.DEFINE_enum(
     "precision", "float32", ["float32", "mixed_bfloat16"], "Keras dtype policy of both variants."
 )
+_AUGMENT = flags.DEFINE_string(
+    "augment",
+    "",
+    "Also time keras-dcgan's step with this DiffAugment policy (e.g. translation,cutout).",
+)
 _INTER_OP = flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: TF's default).")
 
 
@@ -73,8 +78,8 @@ class BaselineDCGAN(DCGAN):
         return {m.name: m.result() for m in self.metrics}
 
 
-def _model(cls, mc, steps_per_execution=1):
-    gan = cls.from_model_config(mc, seed=0)
+def _model(cls, mc, steps_per_execution=1, augment=""):
+    gan = cls.from_model_config(mc, seed=0, augment=augment)
     gan.compile(steps_per_execution=steps_per_execution)
     gan.build()
     return gan
@@ -108,6 +113,10 @@ def main(argv):
             images = np.random.default_rng(0).uniform(-1, 1, shape).astype("float32")
             dataset = tf.data.Dataset.from_tensors(images).cache().repeat()
             variants = {"keras-dcgan": _model(DCGAN, mc, _STEPS_PER_EXECUTION.value)}
+            if _AUGMENT.value:
+                variants["augmented"] = _model(
+                    DCGAN, mc, _STEPS_PER_EXECUTION.value, augment=_AUGMENT.value
+                )
             if _BASELINE.value:
                 variants["baseline"] = _model(
                     BaselineDCGAN, get_config(preset, fused_batch_norm=False).model
@@ -130,6 +139,11 @@ def main(argv):
             line = f"{preset:9s} batch {batch_size:4d}: keras-dcgan {ours:7.1f} img/s"
             spread = rates["keras-dcgan"]
             line += f" (min {min(spread):.1f}, max {max(spread):.1f})"
+            if "augmented" in medians:
+                line += (
+                    f" | with {_AUGMENT.value} {medians['augmented']:7.1f} img/s"
+                    f" | ratio {medians['augmented'] / ours:.2f}"
+                )
             if "baseline" in medians:
                 line += (
                     f" | baseline {medians['baseline']:7.1f} img/s"

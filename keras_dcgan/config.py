@@ -133,6 +133,8 @@ class TrainConfig:
         eval_every_epochs: how often (in epochs) they are computed.
         inception_weights: InceptionV3 weights of FID/KID/IS: "imagenet" (the Keras cache), a
             .h5 path, or "random" (smoke tests only).
+        augment: DiffAugment of D's inputs for small datasets, "" (none: the paper) or a
+            comma-separated list of "translation", "cutout" (see `keras_dcgan.augment`).
     """
 
     batch_size: int = 128
@@ -151,8 +153,13 @@ class TrainConfig:
     eval_metrics: tuple[str, ...] = ()
     eval_every_epochs: int = 1
     inception_weights: str = "imagenet"
+    augment: str = ""
 
     def __post_init__(self) -> None:
+        if self.augment != "":
+            from keras_dcgan.augment import parse_policy
+
+            parse_policy(self.augment)
         if isinstance(self.eval_metrics, str):
             raise ValueError(f"eval_metrics must be a list of names; got {self.eval_metrics!r}.")
         object.__setattr__(self, "eval_metrics", tuple(self.eval_metrics))
@@ -305,12 +312,13 @@ def _half64() -> Config:
 
 def _digits32() -> Config:
     # The embedded offline default: scikit-learn's 8x8 digits resized to 32x32 grayscale. The
-    # paper's 5x5 kernels: 56.6% confident samples after 6,000 steps, 51.4% with 4x4.
+    # paper's 5x5 kernels (51.4% confident samples after 6,000 steps with 4x4) and DiffAugment
+    # (not the paper): 61.5% confident after 6,000 steps, 56.6% without.
     return Config(
         "digits32",
         "digits",
         ModelConfig(image_size=32, channels=1, base_width=32, kernel_size=5),
-        TrainConfig(batch_size=64, epochs=100),
+        TrainConfig(batch_size=64, epochs=100, augment="translation,cutout"),
     )
 
 

@@ -13,10 +13,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_train_then_sample(tmp_path):
+    import json
+
     model_dir = str(tmp_path / "run")
-    out = dcgan("train", "--preset=tiny", "--steps=2", f"--model_dir={model_dir}")
+    out = dcgan("train", "--preset=tiny", "--steps=2", "--augment=translation,cutout",
+                f"--model_dir={model_dir}")  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Trained 2 steps" in out.stdout
+    with open(os.path.join(model_dir, "config.json")) as f:
+        assert json.load(f)["train"]["augment"] == "translation,cutout"
     png = str(tmp_path / "grid.png")
     out = dcgan("sample", f"--model_dir={model_dir}", "--seeds=1,2,3", f"--output={png}")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -118,6 +123,7 @@ def test_dedup_writes_a_keep_list_without_the_copies(tmp_path):
         (["train", "--preset=tiny", "--dataset=nope"], "Unknown dataset 'nope'"),
         (["train", "--preset=tiny", "--dataset={tmp}/no/such/dir"], "does not exist"),
         (["train", "--preset=tiny", "--holdout_fraction=1.5"], "holdout_fraction must be in"),
+        (["train", "--preset=tiny", "--augment=color"], "Unknown augmentation 'color'"),
         (["sample", "--model_dir=/nonexistent"], "no config.json"),
         (["dedup", "--dataset={tmp}"], "has no input"),
         (["export", "--model_dir={tmp}/none"], "no config.json"),

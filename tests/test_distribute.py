@@ -10,10 +10,10 @@ from keras_dcgan.training import get_strategy
 from tests.helpers import batches, random_images, tiny_config
 
 
-def _step(strategy, reference, images, synchronized=True, optimizer="sgd"):
+def _step(strategy, reference, images, synchronized=True, optimizer="sgd", augment=""):
     mc = tiny_config(synchronized_batch_norm=synchronized).model
     with strategy.scope():
-        gan = DCGAN.from_model_config(mc, seed=7)
+        gan = DCGAN.from_model_config(mc, seed=7, augment=augment)
 
         def make():
             if optimizer == "sgd":
@@ -52,6 +52,24 @@ def test_two_replica_step_equals_single_device_step(two_replicas):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
     for key in single_logs:
         assert single_logs[key] == pytest.approx(mirrored_logs[key], rel=1e-4)
+
+
+def test_two_replica_step_with_augmentation_equals_single_device_step(two_replicas):
+    """DiffAugment's translations and cutouts are drawn for the global batch and sliced, like
+    the noise: replicas neither repeat each other's draws nor draw differently from one device."""
+    reference = DCGAN.from_model_config(tiny_config().model, seed=7)
+    reference.build()
+    images = random_images(8, seed=3)
+    single, single_logs = _step(
+        tf.distribute.get_strategy(), reference, images, augment="translation,cutout"
+    )
+    mirrored, mirrored_logs = _step(two_replicas, reference, images, augment="translation,cutout")
+    for a, b in zip(single, mirrored, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+    for key in single_logs:
+        assert single_logs[key] == pytest.approx(mirrored_logs[key], rel=1e-4)
+    plain, _ = _step(tf.distribute.get_strategy(), reference, images)  # augmentation did act
+    assert max(np.max(np.abs(a - b)) for a, b in zip(single, plain, strict=True)) > 1e-4
 
 
 def test_adam_step_agrees_too(two_replicas):

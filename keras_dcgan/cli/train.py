@@ -50,6 +50,9 @@ _EVAL_EVERY = flags.DEFINE_integer("eval_every_epochs", None, "Epochs between ev
 _INCEPTION = flags.DEFINE_string(
     "inception_weights", None, "InceptionV3 weights: imagenet (Keras cache), a path, or random."
 )
+_AUGMENT = flags.DEFINE_string(
+    "augment", None, "DiffAugment of D's inputs (small datasets): translation,cutout, or none."
+)
 _DETERMINISTIC = flags.DEFINE_boolean(
     "deterministic", None, "TF op determinism: a resumed run equals an uninterrupted one."
 )
@@ -85,6 +88,7 @@ def main(argv: list[str]) -> None:
             eval_metrics=_EVAL_METRICS.value,
             eval_every_epochs=_EVAL_EVERY.value,
             inception_weights=_INCEPTION.value,
+            augment="" if _AUGMENT.value == "none" else _AUGMENT.value,
         )
         result = train(config, _MODEL_DIR.value, strategy=_STRATEGY.value)
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_dcgan import augment as augment_lib
 from keras_dcgan import latent, losses
 from keras_dcgan.data.preprocessing import check_dataset, check_images_spec, image_part
 from keras_dcgan.models.discriminator import Discriminator
@@ -34,11 +35,17 @@ class DCGAN(keras.Model):
     seed state and keeps its own slice, so a step on N replicas sees exactly the noise of a step on
     one device (and replicas never share noise); losses are divided by the global batch once.
 
+    With `augment` (e.g. "translation,cutout"; not in the paper, off by default), every image D
+    sees in steps 2 and 3, real or generated, is first randomly transformed by
+    `keras_dcgan.augment` (DiffAugment), drawn like the noise; for small datasets.
+
     Args:
         generator: a `Generator` (or its serialized config).
         discriminator: a `Discriminator` of the same image size and channels.
         z_prior: "uniform" (U[-1, 1], the paper) or "normal".
-        seed: seed of the training noise.
+        seed: seed of the training noise (and of the augmentation draws).
+        augment: DiffAugment policy of D's inputs, "" (none, the paper) or a comma-separated
+            list of `keras_dcgan.augment.POLICIES`.
 
     Example:
     ```python
@@ -49,7 +56,15 @@ class DCGAN(keras.Model):
     ```
     """
 
-    def __init__(self, generator, discriminator, z_prior: str = "uniform", seed=None, **kwargs):
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        z_prior: str = "uniform",
+        seed=None,
+        augment: str = "",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if isinstance(generator, dict):
             generator = keras.saving.deserialize_keras_object(generator)
@@ -70,6 +85,8 @@ class DCGAN(keras.Model):
         self.discriminator = discriminator
         self.z_prior = z_prior
         self.seed = seed
+        self.augment = augment or ""
+        self._augment_policy = augment_lib.parse_policy(self.augment)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -79,13 +96,14 @@ class DCGAN(keras.Model):
         self.d_optimizer = None
 
     @classmethod
-    def from_model_config(cls, mc, seed=None) -> DCGAN:
+    def from_model_config(cls, mc, seed=None, augment: str = "") -> DCGAN:
         """Builds the DCGAN that a `keras_dcgan.config.ModelConfig` describes."""
         return cls(
             Generator.from_model_config(mc, name="generator"),
             Discriminator.from_model_config(mc, name="discriminator"),
             z_prior=mc.z_prior,
             seed=seed,
+            augment=augment,
         )
 
     # ----------------------------------------------------------------------------- shapes
@@ -171,6 +189,7 @@ class DCGAN(keras.Model):
             discriminator=keras.saving.serialize_keras_object(self.discriminator),
             z_prior=self.z_prior,
             seed=self.seed,
+            augment=self.augment,
         )
         return config
 
@@ -214,19 +233,40 @@ class DCGAN(keras.Model):
         check_images_spec(data.shape, data.dtype, self.image_shape, "the input")
         return tf.cast(data, tf.float32)
 
+    @staticmethod
+    def _replicas():
+        ctx = tf.distribute.get_replica_context()
+        return ctx.num_replicas_in_sync if ctx is not None else 1
+
+    @staticmethod
+    def _replica_slice(values, batch_size):
+        """This replica's rows of `values`, drawn for the global batch."""
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync == 1:
+            return values
+        start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * batch_size
+        return values[start : start + batch_size]
+
     def _replica_noise(self, batch_size):
         """z for this replica's slice of the global batch (see the class docstring)."""
-        ctx = tf.distribute.get_replica_context()
-        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
-        shape = (batch_size * replicas, self.z_dim)
+        shape = (batch_size * self._replicas(), self.z_dim)
         if self.z_prior == "uniform":
             z = keras.random.uniform(shape, -1.0, 1.0, seed=self.seed_generator)
         else:
             z = keras.random.normal(shape, seed=self.seed_generator)
-        if replicas == 1:
-            return z
-        start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * batch_size
-        return z[start : start + batch_size]
+        return self._replica_slice(z, batch_size)
+
+    def _augment(self, images):
+        """D's view of `images`: DiffAugment drawn for the global batch, this replica's slice."""
+        if not self._augment_policy:
+            return images
+        batch_size = tf.shape(images)[0]
+        params = augment_lib.draw(
+            self._augment_policy, batch_size * self._replicas(), self.image_shape[0],
+            self.seed_generator,
+        )  # fmt: skip
+        params = {k: self._replica_slice(v, batch_size) for k, v in params.items()}
+        return augment_lib.apply(images, self._augment_policy, params)
 
     def train_step(self, data):
         real = self._real_images(data)
@@ -246,14 +286,14 @@ class DCGAN(keras.Model):
             fake = self.generator(z, training=True)
             with g_tape.stop_recording():
                 with tf.GradientTape() as d_tape:
-                    real_logits = self.discriminator(real, training=True)
-                    fake_logits = self.discriminator(fake, training=True)
+                    real_logits = self.discriminator(self._augment(real), training=True)
+                    fake_logits = self.discriminator(self._augment(fake), training=True)
                     d_per_example = losses.discriminator_loss(real_logits, fake_logits)
                     # Gradients are SUMMED over replicas: divide by the global batch, once.
                     d_loss = tf.nn.compute_average_loss(d_per_example)
                 d_grads = d_tape.gradient(d_loss, d_vars)
                 self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
-            g_logits = self.discriminator(fake, training=True)
+            g_logits = self.discriminator(self._augment(fake), training=True)
             g_per_example = losses.generator_loss(g_logits)
             g_loss = tf.nn.compute_average_loss(g_per_example)  # global batch, as above
         g_grads = g_tape.gradient(g_loss, g_vars)

@@ -151,7 +151,7 @@ def train(
         steps_per_execution = 1
 
     with strategy.scope():
-        gan = DCGAN.from_model_config(mc, seed=tc.seed)
+        gan = DCGAN.from_model_config(mc, seed=tc.seed, augment=tc.augment)
         gan.compile(
             g_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
             d_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
