@@ -34,6 +34,9 @@ _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "Run folder (trained or continued to --steps); default: a temporary one."
 )
 _TRAIN_SEED = flags.DEFINE_integer("train_seed", 0, "Seed of the training run.")
+_AUGMENT = flags.DEFINE_string(
+    "augment", None, "DiffAugment policy (default: the preset's, translation,cutout); none: off."
+)
 _LABELS = flags.DEFINE_integer("labels", 50, "Labelled training images (a multiple of 10).")
 _VAL_SIZE = flags.DEFINE_integer("val_size", 300, "Validation images for choosing C.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Random draws of labels and validation images.")
@@ -45,7 +48,9 @@ def main(argv):
     del argv
     model_dir = _MODEL_DIR.value or os.path.join(tempfile.mkdtemp(), "digits32")
     start = time.time()
-    train(get_config("digits32", steps=_STEPS.value, seed=_TRAIN_SEED.value), model_dir, verbose=0)
+    augment = {"none": ""}.get(_AUGMENT.value, _AUGMENT.value)
+    config = get_config("digits32", steps=_STEPS.value, seed=_TRAIN_SEED.value, augment=augment)
+    train(config, model_dir, verbose=0)
     trained_s = time.time() - start
     grid = [float(c) for c in _C.value] if _C.value else features.DEFAULT_C_GRID
     start = time.time()

@@ -6,7 +6,8 @@ the digits classifier (`keras_dcgan.evaluation.digits`): the share of confident 
 classes present, the KL of the class histogram from uniform and the Fréchet distance in the
 classifier's logit space. For reference it first prints the same score of 1,000 real digits.
 
-    python bench/quality_digits.py --steps=5000 --every=500
+    python bench/quality_digits.py --steps=6000 --every=1000
+    python bench/quality_digits.py --steps=6000 --every=1000 --augment=none   # the paper's recipe
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ _STEPS = flags.DEFINE_integer("steps", 5000, "Total training iterations.")
 _EVERY = flags.DEFINE_integer("every", 500, "Iterations between scores.")
 _SEED = flags.DEFINE_integer("seed", 0, "Training seed.")
 _OVERRIDES = flags.DEFINE_list("set", [], "Config overrides key=value (e.g. base_width=64).")
+_AUGMENT = flags.DEFINE_string(
+    "augment", None, "DiffAugment policy (default: the preset's, translation,cutout); none: off."
+)
 
 
 def _parse(items):
@@ -52,7 +56,10 @@ def main(argv):
     model_dir = tempfile.mkdtemp(prefix="dcgan_quality_")
     start = time.perf_counter()
     for steps in range(_EVERY.value, _STEPS.value + 1, _EVERY.value):
-        config = get_config("digits32", steps=steps, seed=_SEED.value, **_parse(_OVERRIDES.value))
+        overrides = _parse(_OVERRIDES.value)
+        if _AUGMENT.value is not None:
+            overrides["augment"] = "" if _AUGMENT.value == "none" else _AUGMENT.value
+        config = get_config("digits32", steps=steps, seed=_SEED.value, **overrides)
         result = train(config, model_dir, verbose=0)
         score = result.digits_score
         print(
