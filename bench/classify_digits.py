@@ -48,8 +48,9 @@ def main(argv):
     del argv
     model_dir = _MODEL_DIR.value or os.path.join(tempfile.mkdtemp(), "digits32")
     start = time.time()
-    augment = {"none": ""}.get(_AUGMENT.value, _AUGMENT.value)
-    config = get_config("digits32", steps=_STEPS.value, seed=_TRAIN_SEED.value, augment=augment)
+    config = get_config(
+        "digits32", steps=_STEPS.value, seed=_TRAIN_SEED.value, augment=_AUGMENT.value
+    )
     train(config, model_dir, verbose=0)
     trained_s = time.time() - start
     grid = [float(c) for c in _C.value] if _C.value else features.DEFAULT_C_GRID

@@ -58,7 +58,7 @@ def main(argv):
     for steps in range(_EVERY.value, _STEPS.value + 1, _EVERY.value):
         overrides = _parse(_OVERRIDES.value)
         if _AUGMENT.value is not None:
-            overrides["augment"] = "" if _AUGMENT.value == "none" else _AUGMENT.value
+            overrides["augment"] = _AUGMENT.value
         config = get_config("digits32", steps=steps, seed=_SEED.value, **overrides)
         result = train(config, model_dir, verbose=0)
         score = result.digits_score

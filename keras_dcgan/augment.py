@@ -35,17 +35,19 @@ FILL = -1.0
 
 
 def parse_policy(policy: str | None) -> tuple[str, ...]:
-    """ "translation,cutout" -> ("translation", "cutout"); "" or None -> () (no augmentation)."""
+    """ "translation,cutout" -> ("translation", "cutout"); "", "none" or None -> () (none)."""
     if policy is None:
         return ()
     if not isinstance(policy, str):
         raise ValueError(f"augment must be a comma-separated string; got {policy!r}.")
+    if policy.strip() == "none":
+        return ()
     names = tuple(name.strip() for name in policy.split(",") if name.strip())
     unknown = [name for name in names if name not in POLICIES]
     if unknown:
         raise ValueError(
             f"Unknown augmentation {', '.join(map(repr, unknown))}; choose from "
-            f"{', '.join(POLICIES)} (comma-separated), or '' for none."
+            f"{', '.join(POLICIES)} (comma-separated), or 'none'."
         )
     if len(set(names)) != len(names):
         raise ValueError(f"augment names an augmentation twice: {policy!r}.")

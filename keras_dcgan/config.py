@@ -133,7 +133,7 @@ class TrainConfig:
         eval_every_epochs: how often (in epochs) they are computed.
         inception_weights: InceptionV3 weights of FID/KID/IS: "imagenet" (the Keras cache), a
             .h5 path, or "random" (smoke tests only).
-        augment: DiffAugment of D's inputs for small datasets, "" (none: the paper) or a
+        augment: DiffAugment of D's inputs for small datasets, "" or "none" (the paper) or a
             comma-separated list of "translation", "cutout" (see `keras_dcgan.augment`).
     """
 

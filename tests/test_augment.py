@@ -77,7 +77,7 @@ def test_draws_cover_their_ranges_and_follow_the_seed():
 
 @pytest.mark.parametrize(
     "policy,expected",
-    [("", ()), (None, ()), ("translation", ("translation",)),
+    [("", ()), (None, ()), ("none", ()), ("translation", ("translation",)),
      (" translation , cutout ", ("translation", "cutout")),
      ("cutout,translation", ("cutout", "translation"))],
 )  # fmt: skip

@@ -88,7 +88,7 @@ def main(argv: list[str]) -> None:
             eval_metrics=_EVAL_METRICS.value,
             eval_every_epochs=_EVAL_EVERY.value,
             inception_weights=_INCEPTION.value,
-            augment="" if _AUGMENT.value == "none" else _AUGMENT.value,
+            augment=_AUGMENT.value,
         )
         result = train(config, _MODEL_DIR.value, strategy=_STRATEGY.value)
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:

@@ -44,7 +44,7 @@ class DCGAN(keras.Model):
         discriminator: a `Discriminator` of the same image size and channels.
         z_prior: "uniform" (U[-1, 1], the paper) or "normal".
         seed: seed of the training noise (and of the augmentation draws).
-        augment: DiffAugment policy of D's inputs, "" (none, the paper) or a comma-separated
+        augment: DiffAugment policy of D's inputs, "" or "none" (the paper) or a comma-separated
             list of `keras_dcgan.augment.POLICIES`.
 
     Example:
