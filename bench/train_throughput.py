@@ -47,6 +47,9 @@ _AUGMENT = flags.DEFINE_string(
     "",
     "Also time keras-dcgan's step with this DiffAugment policy (e.g. translation,cutout).",
 )
+_R1_GAMMA = flags.DEFINE_float(
+    "r1_gamma", 0.0, "Also time keras-dcgan's step with this R1 penalty weight (with --augment)."
+)
 _INTER_OP = flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: TF's default).")
 
 
@@ -78,8 +81,8 @@ class BaselineDCGAN(DCGAN):
         return {m.name: m.result() for m in self.metrics}
 
 
-def _model(cls, mc, steps_per_execution=1, augment=""):
-    gan = cls.from_model_config(mc, seed=0, augment=augment)
+def _model(cls, mc, steps_per_execution=1, augment="", r1_gamma=0.0):
+    gan = cls.from_model_config(mc, seed=0, augment=augment, r1_gamma=r1_gamma)
     gan.compile(steps_per_execution=steps_per_execution)
     gan.build()
     return gan
@@ -113,10 +116,10 @@ def main(argv):
             images = np.random.default_rng(0).uniform(-1, 1, shape).astype("float32")
             dataset = tf.data.Dataset.from_tensors(images).cache().repeat()
             variants = {"keras-dcgan": _model(DCGAN, mc, _STEPS_PER_EXECUTION.value)}
-            if _AUGMENT.value:
-                variants["augmented"] = _model(
-                    DCGAN, mc, _STEPS_PER_EXECUTION.value, augment=_AUGMENT.value
-                )
+            options = {"augment": _AUGMENT.value, "r1_gamma": _R1_GAMMA.value}
+            option_names = ", ".join(f"{k}={v}" for k, v in options.items() if v)
+            if option_names:
+                variants["options"] = _model(DCGAN, mc, _STEPS_PER_EXECUTION.value, **options)
             if _BASELINE.value:
                 variants["baseline"] = _model(
                     BaselineDCGAN, get_config(preset, fused_batch_norm=False).model
@@ -139,10 +142,10 @@ def main(argv):
             line = f"{preset:9s} batch {batch_size:4d}: keras-dcgan {ours:7.1f} img/s"
             spread = rates["keras-dcgan"]
             line += f" (min {min(spread):.1f}, max {max(spread):.1f})"
-            if "augmented" in medians:
+            if "options" in medians:
                 line += (
-                    f" | with {_AUGMENT.value} {medians['augmented']:7.1f} img/s"
-                    f" | ratio {medians['augmented'] / ours:.2f}"
+                    f" | with {option_names} {medians['options']:7.1f} img/s"
+                    f" | ratio {medians['options'] / ours:.2f}"
                 )
             if "baseline" in medians:
                 line += (

@@ -135,6 +135,8 @@ class TrainConfig:
             .h5 path, or "random" (smoke tests only).
         augment: DiffAugment of D's inputs for small datasets, "" or "none" (the paper) or a
             comma-separated list of "translation", "cutout" (see `keras_dcgan.augment`).
+        r1_gamma: weight of the R1 gradient penalty on D at real images (0: off, the paper;
+            see `keras_dcgan.losses.r1_penalty`).
     """
 
     batch_size: int = 128
@@ -154,12 +156,16 @@ class TrainConfig:
     eval_every_epochs: int = 1
     inception_weights: str = "imagenet"
     augment: str = ""
+    r1_gamma: float = 0.0
 
     def __post_init__(self) -> None:
         if self.augment != "":
             from keras_dcgan.augment import parse_policy
 
             parse_policy(self.augment)
+        from keras_dcgan.losses import check_r1_gamma
+
+        object.__setattr__(self, "r1_gamma", check_r1_gamma(self.r1_gamma))
         if isinstance(self.eval_metrics, str):
             raise ValueError(f"eval_metrics must be a list of names; got {self.eval_metrics!r}.")
         object.__setattr__(self, "eval_metrics", tuple(self.eval_metrics))

@@ -17,11 +17,12 @@ def test_train_then_sample(tmp_path):
 
     model_dir = str(tmp_path / "run")
     out = dcgan("train", "--preset=tiny", "--steps=2", "--augment=translation,cutout",
-                f"--model_dir={model_dir}")  # fmt: skip
+                "--r1_gamma=0.5", f"--model_dir={model_dir}")  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Trained 2 steps" in out.stdout
     with open(os.path.join(model_dir, "config.json")) as f:
-        assert json.load(f)["train"]["augment"] == "translation,cutout"
+        train_config = json.load(f)["train"]
+    assert train_config["augment"] == "translation,cutout" and train_config["r1_gamma"] == 0.5
     png = str(tmp_path / "grid.png")
     out = dcgan("sample", f"--model_dir={model_dir}", "--seeds=1,2,3", f"--output={png}")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -124,6 +125,7 @@ def test_dedup_writes_a_keep_list_without_the_copies(tmp_path):
         (["train", "--preset=tiny", "--dataset={tmp}/no/such/dir"], "does not exist"),
         (["train", "--preset=tiny", "--holdout_fraction=1.5"], "holdout_fraction must be in"),
         (["train", "--preset=tiny", "--augment=color"], "Unknown augmentation 'color'"),
+        (["train", "--preset=tiny", "--r1_gamma=-1"], "r1_gamma must be a finite number >= 0"),
         (["sample", "--model_dir=/nonexistent"], "no config.json"),
         (["dedup", "--dataset={tmp}"], "has no input"),
         (["export", "--model_dir={tmp}/none"], "no config.json"),

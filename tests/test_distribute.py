@@ -10,10 +10,12 @@ from keras_dcgan.training import get_strategy
 from tests.helpers import batches, random_images, tiny_config
 
 
-def _step(strategy, reference, images, synchronized=True, optimizer="sgd", augment=""):
+def _step(
+    strategy, reference, images, synchronized=True, optimizer="sgd", augment="", r1_gamma=0.0
+):
     mc = tiny_config(synchronized_batch_norm=synchronized).model
     with strategy.scope():
-        gan = DCGAN.from_model_config(mc, seed=7, augment=augment)
+        gan = DCGAN.from_model_config(mc, seed=7, augment=augment, r1_gamma=r1_gamma)
 
         def make():
             if optimizer == "sgd":
@@ -69,6 +71,24 @@ def test_two_replica_step_with_augmentation_equals_single_device_step(two_replic
     for key in single_logs:
         assert single_logs[key] == pytest.approx(mirrored_logs[key], rel=1e-4)
     plain, _ = _step(tf.distribute.get_strategy(), reference, images)  # augmentation did act
+    assert max(np.max(np.abs(a - b)) for a, b in zip(single, plain, strict=True)) > 1e-4
+
+
+def test_two_replica_step_with_r1_penalty_equals_single_device_step(two_replicas):
+    """Each replica differentiates its own logits at its own images; through synchronized
+    BatchNorm's all-reduce the input gradient, and D's second-order update, are the global ones."""
+    reference = DCGAN.from_model_config(tiny_config().model, seed=7)
+    reference.build()
+    images = random_images(8, seed=3)
+    kwargs = dict(augment="translation,cutout", r1_gamma=5.0)
+    single, single_logs = _step(tf.distribute.get_strategy(), reference, images, **kwargs)
+    mirrored, mirrored_logs = _step(two_replicas, reference, images, **kwargs)
+    for a, b in zip(single, mirrored, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
+    assert single_logs["r1_penalty"] > 1e-3
+    for key in single_logs:
+        assert single_logs[key] == pytest.approx(mirrored_logs[key], rel=1e-4)
+    plain, _ = _step(tf.distribute.get_strategy(), reference, images, augment=kwargs["augment"])
     assert max(np.max(np.abs(a - b)) for a, b in zip(single, plain, strict=True)) > 1e-4
 
 

@@ -83,6 +83,11 @@ def test_continuing_with_another_model_is_refused(tmp_path):
     train(tiny_config(steps=1), model_dir, verbose=0)
     with pytest.raises(ValueError, match="different model.*base_width"):
         train(tiny_config(steps=2, base_width=16), model_dir, verbose=0)
+    # Switching the R1 penalty on would add a metrics.csv column under the old header.
+    with pytest.raises(ValueError, match="trained with r1_gamma=0; continue it with"):
+        train(tiny_config(steps=2, r1_gamma=1.0), model_dir, verbose=0)
+    with open(os.path.join(model_dir, "metrics.csv")) as f:
+        assert "r1_penalty" not in f.read()
 
 
 def test_continuing_a_run_counted_in_steps_trains_only_the_missing_steps(tmp_path):

@@ -53,6 +53,9 @@ _INCEPTION = flags.DEFINE_string(
 _AUGMENT = flags.DEFINE_string(
     "augment", None, "DiffAugment of D's inputs (small datasets): translation,cutout, or none."
 )
+_R1_GAMMA = flags.DEFINE_float(
+    "r1_gamma", None, "Weight of the R1 gradient penalty on D at real images (0: off, the paper)."
+)
 _DETERMINISTIC = flags.DEFINE_boolean(
     "deterministic", None, "TF op determinism: a resumed run equals an uninterrupted one."
 )
@@ -89,6 +92,7 @@ def main(argv: list[str]) -> None:
             eval_every_epochs=_EVAL_EVERY.value,
             inception_weights=_INCEPTION.value,
             augment=_AUGMENT.value,
+            r1_gamma=_R1_GAMMA.value,
         )
         result = train(config, _MODEL_DIR.value, strategy=_STRATEGY.value)
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:

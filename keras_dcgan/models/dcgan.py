@@ -46,6 +46,8 @@ class DCGAN(keras.Model):
         seed: seed of the training noise (and of the augmentation draws).
         augment: DiffAugment policy of D's inputs, "" or "none" (the paper) or a comma-separated
             list of `keras_dcgan.augment.POLICIES`.
+        r1_gamma: weight of the R1 penalty on D's gradient at the real images it sees
+            (`losses.r1_penalty`); 0 (the paper) turns it off.
 
     Example:
     ```python
@@ -63,6 +65,7 @@ class DCGAN(keras.Model):
         z_prior: str = "uniform",
         seed=None,
         augment: str = "",
+        r1_gamma: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -87,16 +90,19 @@ class DCGAN(keras.Model):
         self.seed = seed
         self.augment = augment or ""
         self._augment_policy = augment_lib.parse_policy(self.augment)
+        self.r1_gamma = losses.check_r1_gamma(r1_gamma)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        # Logged only when the penalty is on, so the paper's runs keep their four metrics.
+        self.r1_tracker = keras.metrics.Mean(name="r1_penalty") if self.r1_gamma else None
         self.g_optimizer = None
         self.d_optimizer = None
 
     @classmethod
-    def from_model_config(cls, mc, seed=None, augment: str = "") -> DCGAN:
+    def from_model_config(cls, mc, seed=None, augment: str = "", r1_gamma: float = 0.0) -> DCGAN:
         """Builds the DCGAN that a `keras_dcgan.config.ModelConfig` describes."""
         return cls(
             Generator.from_model_config(mc, name="generator"),
@@ -104,6 +110,7 @@ class DCGAN(keras.Model):
             z_prior=mc.z_prior,
             seed=seed,
             augment=augment,
+            r1_gamma=r1_gamma,
         )
 
     # ----------------------------------------------------------------------------- shapes
@@ -190,6 +197,7 @@ class DCGAN(keras.Model):
             z_prior=self.z_prior,
             seed=self.seed,
             augment=self.augment,
+            r1_gamma=self.r1_gamma,
         )
         return config
 
@@ -223,7 +231,9 @@ class DCGAN(keras.Model):
     # ------------------------------------------------------------------------- training
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+        trackers = [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker]
+        trackers += [self.d_fake_tracker] + ([self.r1_tracker] if self.r1_tracker else [])
+        return trackers
 
     def _real_images(self, data):
         """The image tensor of a batch: images, (images, labels...), or {'image': ...}."""
@@ -268,6 +278,22 @@ class DCGAN(keras.Model):
         params = {k: self._replica_slice(v, batch_size) for k, v in params.items()}
         return augment_lib.apply(images, self._augment_policy, params)
 
+    def _discriminate_real(self, images):
+        """D's logits of the real `images` and, with `r1_gamma`, their R1 penalty (else None).
+
+        The penalty's gradient is of the replica's summed logits: each logit depends on its own
+        image (and, through BatchNorm's batch statistics, a little on the others), as in the
+        reference implementations. D's tape records this inner gradient, so D's update
+        differentiates through it (a second-order gradient).
+        """
+        if not self.r1_gamma:
+            return self.discriminator(images, training=True), None
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            logits = self.discriminator(images, training=True)
+            total = tf.reduce_sum(logits)
+        return logits, losses.r1_penalty(tape.gradient(total, images), self.r1_gamma)
+
     def train_step(self, data):
         real = self._real_images(data)
         # Every state change of the step (noise seed, weights, optimizer counters, metrics)
@@ -286,9 +312,11 @@ class DCGAN(keras.Model):
             fake = self.generator(z, training=True)
             with g_tape.stop_recording():
                 with tf.GradientTape() as d_tape:
-                    real_logits = self.discriminator(self._augment(real), training=True)
+                    real_logits, r1 = self._discriminate_real(self._augment(real))
                     fake_logits = self.discriminator(self._augment(fake), training=True)
                     d_per_example = losses.discriminator_loss(real_logits, fake_logits)
+                    if r1 is not None:
+                        d_per_example += r1
                     # Gradients are SUMMED over replicas: divide by the global batch, once.
                     d_loss = tf.nn.compute_average_loss(d_per_example)
                 d_grads = d_tape.gradient(d_loss, d_vars)
@@ -304,6 +332,8 @@ class DCGAN(keras.Model):
         self.g_loss_tracker.update_state(tf.reduce_mean(g_per_example))
         self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        if r1 is not None:
+            self.r1_tracker.update_state(tf.reduce_mean(r1))
         results = {m.name: m.result() for m in self.metrics}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras 3's fit() fails to reduce scalar metrics over workers (keras#20585,

@@ -59,6 +59,12 @@ def _check_resume(config: Config, model_dir: str) -> None:
             f"{model_dir} holds a different model (differs in {', '.join(changed)}); continue "
             "it with the same preset and model settings, or choose a new --model_dir."
         )
+    if (saved.train.r1_gamma > 0) != (config.train.r1_gamma > 0):
+        # The penalty adds a logged metric: metrics.csv's columns would shift under its header.
+        raise ValueError(
+            f"{model_dir} was trained with r1_gamma={saved.train.r1_gamma:g}; continue it with "
+            "the R1 penalty on (r1_gamma > 0) or off (0) as it was, or choose a new --model_dir."
+        )
 
 
 class TrainingDiverged(RuntimeError):
@@ -151,7 +157,7 @@ def train(
         steps_per_execution = 1
 
     with strategy.scope():
-        gan = DCGAN.from_model_config(mc, seed=tc.seed, augment=tc.augment)
+        gan = DCGAN.from_model_config(mc, seed=tc.seed, augment=tc.augment, r1_gamma=tc.r1_gamma)
         gan.compile(
             g_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
             d_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
