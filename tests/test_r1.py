@@ -28,7 +28,8 @@ def test_bad_gammas_are_refused_everywhere(bad):
             make()
 
 
-def test_the_paper_presets_have_no_penalty():
+def test_only_the_digits_default_penalises_the_paper_presets_do_not():
+    assert get_config("digits32").train.r1_gamma == 0.1
     for preset in ("paper64", "paper32", "half64", "tiny"):
         assert get_config(preset).train.r1_gamma == 0.0
     assert get_config("tiny", r1_gamma=1).train.r1_gamma == 1.0
