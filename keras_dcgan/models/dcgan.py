@@ -96,7 +96,7 @@ class DCGAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
-        # Logged only when the penalty is on, so the paper's runs keep their four metrics.
+        # Logged only when the penalty is on: runs without it log what they did before.
         self.r1_tracker = keras.metrics.Mean(name="r1_penalty") if self.r1_gamma else None
         self.g_optimizer = None
         self.d_optimizer = None
@@ -231,9 +231,13 @@ class DCGAN(keras.Model):
     # ------------------------------------------------------------------------- training
     @property
     def metrics(self):
-        trackers = [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker]
-        trackers += [self.d_fake_tracker] + ([self.r1_tracker] if self.r1_tracker else [])
-        return trackers
+        trackers = [
+            self.d_loss_tracker,
+            self.g_loss_tracker,
+            self.d_real_tracker,
+            self.d_fake_tracker,
+        ]
+        return trackers + ([self.r1_tracker] if self.r1_tracker is not None else [])
 
     def _real_images(self, data):
         """The image tensor of a batch: images, (images, labels...), or {'image': ...}."""
