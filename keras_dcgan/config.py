@@ -109,6 +109,15 @@ class ModelConfig:
         return tuple(self._width(i) for i in range(self.num_scales))
 
 
+def check_r1_gamma(gamma) -> float:
+    """`gamma` as a float, or a ValueError if it is not a finite number >= 0."""
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
+        raise ValueError(f"r1_gamma must be a number >= 0; got {gamma!r}.")
+    if not math.isfinite(gamma) or gamma < 0:
+        raise ValueError(f"r1_gamma must be a finite number >= 0; got {gamma!r}.")
+    return float(gamma)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How to train.
@@ -163,8 +172,6 @@ class TrainConfig:
             from keras_dcgan.augment import parse_policy
 
             parse_policy(self.augment)
-        from keras_dcgan.losses import check_r1_gamma
-
         object.__setattr__(self, "r1_gamma", check_r1_gamma(self.r1_gamma))
         if isinstance(self.eval_metrics, str):
             raise ValueError(f"eval_metrics must be a list of names; got {self.eval_metrics!r}.")

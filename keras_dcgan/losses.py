@@ -7,8 +7,6 @@ caller, which must divide by the GLOBAL batch under tf.distribute (see `DCGAN.tr
 
 from __future__ import annotations
 
-import math
-
 from keras import ops
 
 
@@ -35,12 +33,3 @@ def r1_penalty(real_input_grads, gamma):
     """
     grads = ops.cast(real_input_grads, "float32")
     return 0.5 * gamma * ops.sum(ops.square(grads), axis=tuple(range(1, len(grads.shape))))
-
-
-def check_r1_gamma(gamma) -> float:
-    """`gamma` as a float, or a ValueError if it is not a finite number >= 0."""
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
-        raise ValueError(f"r1_gamma must be a number >= 0; got {gamma!r}.")
-    if not math.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"r1_gamma must be a finite number >= 0; got {gamma!r}.")
-    return float(gamma)

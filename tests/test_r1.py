@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_dcgan import DCGAN, augment, get_config, losses
-from keras_dcgan.config import TrainConfig
+from keras_dcgan.config import TrainConfig, check_r1_gamma
 from tests.helpers import batches, random_images, tiny_config
 
 
@@ -20,7 +20,7 @@ def test_penalty_is_half_gamma_times_the_squared_gradient_norm_per_example():
 @pytest.mark.parametrize("bad", [-0.5, float("nan"), float("inf"), "1", True, None])
 def test_bad_gammas_are_refused_everywhere(bad):
     for make in (
-        lambda: losses.check_r1_gamma(bad),
+        lambda: check_r1_gamma(bad),
         lambda: TrainConfig(r1_gamma=bad),
         lambda: DCGAN.from_model_config(tiny_config().model, r1_gamma=bad),
     ):

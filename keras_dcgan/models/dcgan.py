@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from keras_dcgan import augment as augment_lib
 from keras_dcgan import latent, losses
+from keras_dcgan.config import check_r1_gamma
 from keras_dcgan.data.preprocessing import check_dataset, check_images_spec, image_part
 from keras_dcgan.models.discriminator import Discriminator
 from keras_dcgan.models.generator import Generator
@@ -90,7 +91,7 @@ class DCGAN(keras.Model):
         self.seed = seed
         self.augment = augment or ""
         self._augment_policy = augment_lib.parse_policy(self.augment)
-        self.r1_gamma = losses.check_r1_gamma(r1_gamma)
+        self.r1_gamma = check_r1_gamma(r1_gamma)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
