@@ -56,39 +56,34 @@ def test_two_replica_step_equals_single_device_step(two_replicas):
         assert single_logs[key] == pytest.approx(mirrored_logs[key], rel=1e-4)
 
 
-def test_two_replica_step_with_augmentation_equals_single_device_step(two_replicas):
+AUGMENT = {"augment": "translation,cutout"}
+
+
+@pytest.mark.parametrize(
+    "options,without",
+    [(AUGMENT, {}), ({**AUGMENT, "r1_gamma": 5.0}, AUGMENT)],
+    ids=["augment", "augment_r1"],
+)
+def test_two_replica_step_with_train_options_equals_single_device_step(
+    two_replicas, options, without
+):
     """DiffAugment's translations and cutouts are drawn for the global batch and sliced, like
-    the noise: replicas neither repeat each other's draws nor draw differently from one device."""
-    reference = DCGAN.from_model_config(tiny_config().model, seed=7)
-    reference.build()
-    images = random_images(8, seed=3)
-    single, single_logs = _step(
-        tf.distribute.get_strategy(), reference, images, augment="translation,cutout"
-    )
-    mirrored, mirrored_logs = _step(two_replicas, reference, images, augment="translation,cutout")
-    for a, b in zip(single, mirrored, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
-    for key in single_logs:
-        assert single_logs[key] == pytest.approx(mirrored_logs[key], rel=1e-4)
-    plain, _ = _step(tf.distribute.get_strategy(), reference, images)  # augmentation did act
-    assert max(np.max(np.abs(a - b)) for a, b in zip(single, plain, strict=True)) > 1e-4
-
-
-def test_two_replica_step_with_r1_penalty_equals_single_device_step(two_replicas):
-    """Each replica differentiates its own logits at its own images; through synchronized
+    the noise: replicas neither repeat each other's draws nor draw differently from one device.
+    With R1, each replica differentiates its own logits at its own images; through synchronized
     BatchNorm's all-reduce the input gradient, and D's second-order update, are the global ones."""
     reference = DCGAN.from_model_config(tiny_config().model, seed=7)
     reference.build()
     images = random_images(8, seed=3)
-    kwargs = dict(augment="translation,cutout", r1_gamma=5.0)
-    single, single_logs = _step(tf.distribute.get_strategy(), reference, images, **kwargs)
-    mirrored, mirrored_logs = _step(two_replicas, reference, images, **kwargs)
+    single, single_logs = _step(tf.distribute.get_strategy(), reference, images, **options)
+    mirrored, mirrored_logs = _step(two_replicas, reference, images, **options)
     for a, b in zip(single, mirrored, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6)
-    assert single_logs["r1_penalty"] > 1e-3
+    if "r1_gamma" in options:
+        assert single_logs["r1_penalty"] > 1e-3
     for key in single_logs:
         assert single_logs[key] == pytest.approx(mirrored_logs[key], rel=1e-4)
-    plain, _ = _step(tf.distribute.get_strategy(), reference, images, augment=kwargs["augment"])
+    # The option under test did act: the step without it ends elsewhere.
+    plain, _ = _step(tf.distribute.get_strategy(), reference, images, **without)
     assert max(np.max(np.abs(a - b)) for a, b in zip(single, plain, strict=True)) > 1e-4
 
 
