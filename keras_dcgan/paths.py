@@ -92,19 +92,6 @@ def check_writable_folder(path: str | os.PathLike, what: str) -> str:
     return path
 
 
-def check_output_file(path: str | os.PathLike, what: str) -> str:
-    """Checks that the file `path` can be written: not a folder, its folder creatable and
-    writable (created if missing). Raises `PathError` naming the problem."""
-    path = os.fspath(path)
-    if not path:
-        raise PathError(f"{what} is empty; give a file name.")
-    if os.path.isdir(path):
-        raise PathError(f"{what} {path} is a folder; give a file name.")
-    folder = os.path.dirname(os.path.abspath(path))
-    check_writable_folder(folder, f"The folder of {what}")
-    return path
-
-
 def write_failure(path: str, error: BaseException, what: str = "") -> PathError:
     """A `PathError` for a write to `path` that failed with `error` (OSError or TF error)."""
     cause = reason(error)

@@ -183,6 +183,7 @@ def _train(config, model_dir, dataset, strategy, chief, verbose, callbacks, save
                 holdout_fraction=dc.holdout_fraction, keep_list=dc.keep_list,
                 small_images=dc.small_images, seed=tc.seed, shuffle_buffer=dc.shuffle_buffer,
                 cache=cache, epoch=epoch, skip_batches=skip_batches,
+                max_image_pixels=dc.max_image_pixels,
             )  # fmt: skip
 
         data_lib.check_dataset(epoch_data(0, 0), image_shape)
