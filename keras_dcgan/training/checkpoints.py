@@ -382,9 +382,13 @@ def read_config(model_dir: str) -> Config:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise ConfigFileError(f"{path} cannot be read: {reason(e)}.") from None
+    except UnicodeDecodeError:
+        text = None
     try:
+        if text is None:
+            raise ValueError("not UTF-8 text")
         return Config.from_json(text)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
