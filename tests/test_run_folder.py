@@ -237,6 +237,7 @@ def test_metrics_csv_has_one_row_per_epoch_across_continuations(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         train(_config(steps=10), straight, dataset=data, verbose=0)
+        tiny_gan().fit(data, epochs=1, verbose=0)
     assert not [w for w in caught if "shuffle" in str(w.message)]  # Keras' shuffle warning
     rows = _rows(straight)
     assert [(r["epoch"], r["step"], r["batches"]) for r in rows] == [
