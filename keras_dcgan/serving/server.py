@@ -576,6 +576,7 @@ class _RestHandler(BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.deadline = time.monotonic() + self.request_timeout
+        self.rfile.close()  # the plain socket file: replaced by one that keeps the deadline
         self.rfile = io.BufferedReader(_DeadlineReader(self), 1 << 16)
 
     def handle_one_request(self):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import errno
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -184,10 +185,15 @@ class RunCheckpointer:
         )  # fmt: skip
         self.batch_size = tf.Variable(batch_size, dtype=tf.int64, trainable=False)
         self._requested_batch_size = batch_size
-        self.metric_names = tf.Variable("", dtype=tf.string, trainable=False)
+        # Which metrics the sums belong to, as a number (a string variable cannot be created in
+        # a multi-worker scope: its initial value is broadcast with collective ops).
+        self.metric_names = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # Not empty at first: a multi-worker scope broadcasts initial values, and an empty
+        # tensor crashes TF's collective broadcast.
         self.metric_sums = tf.Variable(
-            np.zeros(0), dtype=tf.float64, trainable=False, shape=tf.TensorShape([None])
-        )
+            np.zeros(max(len(self._metric_variables()), 1)), dtype=tf.float64,
+            trainable=False, shape=tf.TensorShape([None]),
+        )  # fmt: skip
         position = dict(epoch=self.epoch, batch_in_epoch=self.batch,
                         preview_seeds=self.preview_seeds)  # fmt: skip
         run_state = tf.train.Checkpoint(
@@ -223,13 +229,14 @@ class RunCheckpointer:
     def _metric_variables(self):
         return [v for m in self.gan.metrics for v in m.variables]
 
-    def _metric_key(self) -> str:
-        return ",".join(f"{m.name}:{len(m.variables)}" for m in self.gan.metrics)
+    def _metric_key(self) -> int:
+        text = ",".join(f"{m.name}:{len(m.variables)}" for m in self.gan.metrics)
+        return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") >> 1
 
     def restore_metric_sums(self) -> bool:
         """Puts the saved running sums of the epoch's metrics back (after Keras reset them at
         the start of a resumed epoch). False when none were saved for these metrics."""
-        names = self.metric_names.numpy().decode()
+        names = int(self.metric_names.numpy())
         variables = self._metric_variables()
         values = self.metric_sums.numpy()
         if names != self._metric_key() or len(values) != len(variables):
@@ -296,7 +303,7 @@ class RunCheckpointer:
                 if not tf.train.load_checkpoint(prefix).has_tensor(_RUN_STATE_KEY):
                     checkpoint = self._legacy_checkpoint
                     self.batch_size.assign(0)
-                    self.metric_names.assign("")
+                    self.metric_names.assign(0)
                 checkpoint.restore(prefix).assert_existing_objects_matched()
             except Exception as e:  # noqa: BLE001 (truncated files raise all sorts)
                 reason_ = str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e)
