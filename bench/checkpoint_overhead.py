@@ -59,10 +59,9 @@ def main(argv):
     save_times = []
     for i in range(_SAVES.value):
         start = time.perf_counter()
-        checkpointer.save(0, i + 1)
+        latest = checkpointer.save(0, i + 1)
         save_times.append(time.perf_counter() - start)
     files = [os.path.join(checkpointer.directory, f) for f in os.listdir(checkpointer.directory)]
-    latest = checkpointer.manager.latest_checkpoint
     megabytes = sum(os.path.getsize(f) for f in files if f.startswith(latest)) / 2**20
     t_step, t_ckpt = statistics.median(step_times), statistics.median(save_times)
     params = sum(int(np.prod(v.shape)) for v in gan.trainable_variables)

@@ -215,6 +215,9 @@ class DataConfig:
         cache: None, "memory", or a folder for a file cache of the decoded images.
         small_images: images smaller than the model's size: "upscale" or "skip".
         shuffle_buffer: element shuffle buffer after a cache (and for TFDS).
+        max_image_pixels: the decoding budget of folders and LMDBs: an image with more pixels
+            (width x height from its header, after the JPEG reduction) is skipped and counted
+            ("above the pixel budget") without being decoded; None: only Pillow's own limit.
     """
 
     data_dir: str | None = None
@@ -224,6 +227,7 @@ class DataConfig:
     cache: str | None = None
     small_images: str = "upscale"
     shuffle_buffer: int = 10_000
+    max_image_pixels: int | None = 40_000_000  # = keras_dcgan.data.decode.DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.holdout_fraction < 1.0:
@@ -238,6 +242,12 @@ class DataConfig:
             )
         if not isinstance(self.split, str) or not self.split:
             raise ValueError(f"split must be a non-empty string; got {self.split!r}.")
+        pixels = self.max_image_pixels
+        if pixels is not None and (isinstance(pixels, bool) or not isinstance(pixels, int)
+                                   or pixels < 1):  # fmt: skip
+            raise ValueError(
+                f"max_image_pixels must be a positive integer or None; got {pixels!r}."
+            )
 
 
 @dataclasses.dataclass(frozen=True)

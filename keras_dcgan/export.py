@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dcgan import latent
+from keras_dcgan.paths import check_writable_folder, write_failure
 
 DEFAULT_MODEL_NAME = "dcgan"
 DEFAULT_MAX_BATCH = 1024
@@ -149,6 +150,8 @@ def export_generator(
         raise ValueError(f"Unknown z_prior {z_prior!r}; use one of {latent.PRIORS}.")
     if not isinstance(max_batch, int) or max_batch < 1:
         raise ValueError(f"max_batch must be a positive integer; got {max_batch!r}.")
+    export_base = os.fspath(export_base)
+    check_writable_folder(export_base, "The export base (--export_base)")
     existing = versions(export_base)
     if version is None:
         version = existing[-1] + 1 if existing else 1
@@ -157,7 +160,6 @@ def export_generator(
     final = os.path.join(export_base, str(version))
     if os.path.exists(final):
         raise ValueError(f"{final} already exists; export a new version instead.")
-    os.makedirs(export_base, exist_ok=True)
 
     endpoints = _Endpoints(generator, z_prior, max_batch)
     archive = keras.export.ExportArchive()
@@ -173,6 +175,9 @@ def export_generator(
         if warmup:
             _write_warmup(os.path.join(tmp, WARMUP_FILE), endpoints.z_dim, model_name)
         os.rename(tmp, final)
+    except (OSError, tf.errors.OpError) as e:  # a full disk, a folder gone read-only
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_failure(final, e, f"version {version} to {export_base}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -48,12 +48,26 @@ def make_grid(images, columns: int | None = None, padding: int = 2) -> np.ndarra
 
 
 def save_grid(images, path: str | os.PathLike, columns: int | None = None) -> str:
-    """Writes `make_grid(images)` as a PNG (atomically: a reader never sees half a file)."""
+    """Writes `make_grid(images)` as a PNG (atomically: a reader never sees half a file).
+
+    Raises `keras_dcgan.paths.PathError` (one line naming the path and the cause) when `path`
+    is a folder, lies inside a file, or cannot be written (read-only, full disk)."""
+    from keras_dcgan.paths import PathError, ensure_folder, write_failure
+
     grid = make_grid(images, columns)
     picture = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if not path or os.path.isdir(path):
+        raise PathError(f"The output {path!r} is a folder; give a file name such as grid.png.")
+    ensure_folder(os.path.dirname(os.path.abspath(path)), "The output folder")
     tmp = f"{path}.tmp"
-    picture.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        picture.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise write_failure(path, e) from None
     return path

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -322,3 +323,264 @@ def test_serving_assets_parse_and_the_client_script_runs(server, gan, tmp_path):
     assert "Wrote 4 images from dcgan version 1" in run.stdout
     grid = np.asarray(Image.open(out))
     assert grid.shape == image_utils.make_grid(np.zeros((4, 32, 32, 3), np.uint8), 4).shape
+
+
+# ------------------------------------------------------------------ faults and hostile input
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_port_in_use_is_an_error_for_grpc_and_rest(server, export_base):
+    """gRPC's default SO_REUSEPORT let a second server share the port (clients then reached
+    either at random); now the second server refuses to start, and leaves nothing listening."""
+    second = LocalModelServer(export_base, grpc_port=server.grpc_port, rest_port=None)
+    with pytest.raises(OSError, match="gRPC on 127.0.0.1:.*address already in use"):
+        second.start()
+    grpc_port = _free_port()
+    second = LocalModelServer(export_base, grpc_port=grpc_port, rest_port=server.rest_port)
+    with pytest.raises(OSError, match="REST on 127.0.0.1:.*address already in use"):
+        second.start()
+    assert second._grpc is None  # the gRPC half it had started is stopped again
+    again = LocalModelServer(export_base, grpc_port=grpc_port, rest_port=None).start()
+    again.stop()  # the port is free again
+    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+    out = subprocess.run(
+        [sys.executable, "-m", "keras_dcgan.cli.main", "serve", f"--model_base_path={export_base}",
+         f"--port={server.grpc_port}", "--rest_api_port=-1", "--file_system_poll_wait_seconds=0"],
+        capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path),
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr[-2000:]
+    errors = [line for line in out.stderr.splitlines() if "address already in use" in line]
+    assert errors and errors[0].startswith("dcgan serve: error: Cannot serve gRPC"), out.stderr
+    assert "Traceback" not in out.stderr and "Serving" not in out.stdout
+
+
+def _proto(dtype, dims, values=(), content=b""):
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
+
+    proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum)
+    proto.tensor_shape.CopyFrom(
+        tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]
+        )
+    )
+    if content:
+        proto.tensor_content = content
+    elif dtype == tf.float32:
+        proto.float_val.extend(values)
+    elif dtype == tf.float64:
+        proto.double_val.extend(values)
+    else:
+        proto.int64_val.extend(values)
+    return proto
+
+
+@pytest.mark.parametrize(
+    "signature,key,proto,message",
+    [
+        # 54 bytes on the wire declaring a 2 GiB tensor: refused from the proto, nothing built.
+        ("serving_default", "z", _proto(tf.float32, [1 << 25, 16], [1.0]), "above the maximum"),
+        ("from_seeds", "seeds", _proto(tf.int64, [1 << 40], [1]), "above the maximum of 16"),
+        ("serving_default", "z", _proto(tf.float32, [2, 1 << 30], [1.0]), "got [2, 1073741824]"),
+        ("serving_default", "z", _proto(tf.float32, [4, 16], [1.0, 2.0]),
+         "(64 values) but carries 2"),
+        ("serving_default", "z", _proto(tf.float32, [4, 16], content=b"\0" * 12),
+         "carries 12 bytes"),
+        ("serving_default", "z", _proto(tf.float32, [-1, 16], [1.0]), "must have shape [N, 16]"),
+        ("serving_default", "z", _proto(tf.float64, [1 << 25, 16], [1.0]), "must be float32"),
+    ],
+)  # fmt: skip
+def test_grpc_tensors_are_checked_from_the_proto_before_any_array_is_built(
+    client, gan, monkeypatch, signature, key, proto, message
+):
+    from tensorflow_serving.apis import predict_pb2
+
+    built = []
+    real = tf.make_ndarray
+    monkeypatch.setattr(tf, "make_ndarray", lambda p: built.append(p) or real(p))
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "dcgan"
+    request.model_spec.signature_name = signature
+    request.inputs[key].CopyFrom(proto)
+    assert request.ByteSize() < 100
+    with pytest.raises(grpc.RpcError) as info:
+        client.predictions.Predict(request, timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in info.value.details()
+    assert built == []  # refused before tf.make_ndarray
+    monkeypatch.undo()
+    np.testing.assert_array_equal(client.sample(seeds=[1]), _expected(gan, [1]))
+
+
+def _http(port, data: bytes, timeout=30.0):
+    """Sends raw bytes to the REST port; returns (status, JSON body) of the answer, or None when
+    the server closed the connection without one."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = s.recv(65536)
+            if not chunk:
+                return None
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        assert b"Content-Type: application/json" in head, head
+        return int(head.split()[1]), json.loads(body)
+
+
+def _post(path, body: bytes, headers=""):
+    head = f"POST /v1/models/dcgan{path} HTTP/1.1\r\nHost: x\r\n{headers}"
+    if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
+        head += f"Content-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+_Z = json.dumps([0.0] * 16)
+MALFORMED_REST = [
+    ("deeply nested JSON", _post(":predict", b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000
+                                 + b"}"), 400, "nested too deeply"),
+    ("5,000-digit integer", _post(":predict", b'{"signature_name": "from_seeds", "instances": ['
+                                  + b"7" * 5000 + b"]}"), 400, "not valid JSON"),
+    ("4,000-digit integer as int64", _post(":predict", b'{"signature_name": "from_seeds", '
+                                           b'"instances": [' + b"7" * 4000 + b"]}"), 400,
+     "as int64"),
+    ("5,000-digit float", _post(":predict", b'{"instances": [[' + b"9" * 5000 + b".5"
+                                + b", 0" * 15 + b"]]}"), 400, "non-finite"),
+    ("5,000-digit version", _post("/versions/" + "9" * 5000 + ":predict", b"{}"), 400,
+     "version must be a positive integer"),
+    ("non-numeric Content-Length", _post(":predict", b"{}", "Content-Length: ten\r\n"), 400,
+     "Content-Length must be"),
+    ("negative Content-Length", _post(":predict", b"{}", "Content-Length: -5\r\n"), 400,
+     "Content-Length must be"),
+    ("two Content-Lengths", _post(":predict", b"{}", "Content-Length: 2\r\nContent-Length: 3\r\n"),
+     400, "Content-Length must be"),
+    ("no Content-Length", b"POST /v1/models/dcgan:predict HTTP/1.1\r\nHost: x\r\n\r\n", 411,
+     "needs a Content-Length"),
+    ("huge Content-Length", _post(":predict", b"", "Content-Length: 99999999999\r\n"), 413,
+     "above the limit"),
+    ("a list where a string belongs", _post(":predict", b'{"signature_name": ["from_seeds"], '
+                                            b'"instances": [1]}'), 400, "must be a string"),
+    ("a row missing an input", _post(":predict", json.dumps(
+        {"signature_name": "interpolate", "instances": [
+            {"z_start": [0.0] * 16, "z_end": [0.0] * 16, "t": 0.5},
+            {"z_start": [0.0] * 16, "t": 0.5}]}).encode()), 400,
+     "Instance 1 lacks input(s) ['z_end']"),
+    ("a row with an extra input", _post(":predict", json.dumps(
+        {"signature_name": "from_seeds", "instances": [{"seeds": 1}, {"seeds": 2, "z": 3}]}
+    ).encode()), 400, "Instance 1 has unknown input(s) ['z']"),
+    ("rows mixing objects and values", _post(":predict", json.dumps(
+        {"signature_name": "from_seeds", "instances": [{"seeds": 1}, 2]}).encode()), 400,
+     "each instance must be an object"),
+    ("ragged rows", _post(":predict", json.dumps({"instances": [[0.0] * 16, [0.0]]}).encode()),
+     400, "Cannot read the JSON values"),
+    ("an object where numbers belong", _post(":predict", b'{"instances": [{"z": {"a": 1}}]}'),
+     400, "Cannot read the JSON values"),
+    ("columns naming an unknown input", _post(":predict", b'{"inputs": {"w": [1]}}'), 400,
+     "has unknown ['w']"),
+    ("bad UTF-8", _post(":predict", b'{"instances": "\xff\xfe"}'), 400, "not valid JSON"),
+    ("not an object", _post(":predict", b"[1, 2]"), 400, "must be a JSON object"),
+    ("malformed chunked body", _post(":predict", b"zz\r\n{}\r\n0\r\n\r\n",
+                                     "Transfer-Encoding: chunked\r\n"), 400, "chunk size"),
+    ("gzip transfer encoding", _post(":predict", b"{}", "Transfer-Encoding: gzip\r\n"), 501,
+     "not supported"),
+    ("an unsupported method", b"PUT /v1/models/dcgan HTTP/1.1\r\nHost: x\r\n\r\n", 501,
+     "Unsupported method"),
+    ("a garbage request line", b"\x16\x03\x01 hello\r\n\r\n", 400, "Bad"),
+    ("predict with GET", b"GET /v1/models/dcgan:predict HTTP/1.1\r\nHost: x\r\n\r\n", 405,
+     "needs POST"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("data,status,message", [c[1:] for c in MALFORMED_REST],
+                         ids=[c[0] for c in MALFORMED_REST])  # fmt: skip
+def test_every_malformed_rest_request_gets_a_status_and_a_json_error(
+    server, gan, data, status, message
+):
+    answer = _http(server.rest_port, data)
+    assert answer is not None, "no HTTP response"
+    assert answer[0] == status and message in answer[1]["error"], answer
+    ok = _rest(server, ":predict", {"signature_name": "from_seeds", "instances": [1]})
+    assert ok[0] == 200  # and the server goes on
+
+
+def test_a_chunked_rest_body_is_read(server, gan):
+    body = json.dumps({"signature_name": "from_seeds", "instances": [3, 4]}).encode()
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:10], body[10:])) + b"0\r\n\r\n"
+    status, answer = _http(server.rest_port, _post(":predict", chunked,
+                                                   "Transfer-Encoding: chunked\r\n"))  # fmt: skip
+    assert status == 200
+    images = np.array([p["images"] for p in answer["predictions"]], np.uint8)
+    np.testing.assert_array_equal(images, _expected(gan, [3, 4]))
+
+
+def test_idle_and_slow_rest_clients_time_out_and_connections_are_bounded(export_base):
+    import socket
+
+    with LocalModelServer(export_base, grpc_port=0, rest_port=0, poll_seconds=0,
+                          request_timeout=1.0, max_connections=2) as server:  # fmt: skip
+        port = server.rest_port
+        start = time.monotonic()
+        half = socket.create_connection(("127.0.0.1", port), timeout=10)
+        half.sendall(b"POST /v1/models/dcgan:predict HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+        # Both slots are taken: a third client is answered 503 at once, not left waiting.
+        assert _http(port, b"GET /v1/models/dcgan HTTP/1.1\r\n\r\n", timeout=5)[0] == 503
+        for byte in b"GET /v1/models/dcgan HTTP/1.1\r\n":  # a byte every 0.2 s: never done
+            try:
+                slow.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.2)
+            if time.monotonic() - start > 3:
+                break
+        answer = half.recv(65536)  # the stalled body: 408 and closed
+        assert b" 408 " in answer.split(b"\r\n")[0] and b"not received in 1 s" in answer
+        slow.settimeout(5)
+        assert slow.recv(65536) == b""  # closed: it had not even sent a request line
+        assert time.monotonic() - start < 5
+        half.close()
+        slow.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the slots are released
+            answer = _http(port, b"GET /v1/models/dcgan HTTP/1.1\r\n\r\n", timeout=5)
+            if answer[0] == 200:
+                break
+            time.sleep(0.1)
+        assert answer[0] == 200
+
+
+def test_a_corrupt_newest_version_serves_the_newest_loadable_one(gan, tmp_path, caplog):
+    base = str(tmp_path / "m")
+    export_generator(gan, base, warmup=False)
+    shutil.copytree(os.path.join(base, "1"), os.path.join(base, "2"))
+    with open(os.path.join(base, "2", "saved_model.pb"), "r+b") as f:
+        f.truncate(100)  # version 2 damaged
+    caplog.set_level("ERROR", logger="keras_dcgan.serving.server")
+    with LocalModelServer(base, grpc_port=0, rest_port=0, poll_seconds=0.1) as server:
+        with GeneratorClient(f"127.0.0.1:{server.grpc_port}") as c:
+            assert c.wait_until_available(10) == 1  # not "no loadable version"
+            np.testing.assert_array_equal(c.sample(seeds=[5]), _expected(gan, [5]))
+            time.sleep(1.0)  # ten polls
+            failures = [r for r in caplog.records if "Could not load version 2" in r.message]
+            assert len(failures) == 1  # logged once, not once per poll
+            assert "still serving 1" in failures[0].message or "older" in failures[0].message
+            shutil.rmtree(os.path.join(base, "2"))  # repaired: tried again, and served
+            shutil.copytree(os.path.join(base, "1"), os.path.join(base, ".new"))
+            os.rename(os.path.join(base, ".new"), os.path.join(base, "2"))
+            deadline = time.monotonic() + 20
+            while c.status().get(2) != "AVAILABLE" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert c.status() == {1: "END", 2: "AVAILABLE"}

@@ -29,11 +29,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dcgan.data.decode import (
+    DEFAULT_MAX_PIXELS,
     SMALL_IMAGE_POLICIES,
     TOO_SMALL,
     UNREADABLE,
     SkipLog,
     SkippedImage,
+    decode_file,
     decode_image,
 )
 
@@ -101,6 +103,7 @@ class ImageSource:
     def __init__(self, name: str):
         self.name = name
         self.skip_log = SkipLog()
+        self.max_pixels = DEFAULT_MAX_PIXELS  # decoding budget of sources decoded with Pillow
 
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r})"
@@ -152,6 +155,7 @@ class ImageSource:
         drop_remainder: bool = True,
         epoch: int | None = None,
         skip_batches: int = 0,
+        max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> tf.data.Dataset:
         """The input pipeline: float32 batches [batch, size, size, channels] in [-1, 1].
 
@@ -180,8 +184,18 @@ class ImageSource:
                 LMDBs and the digits skip the inputs without decoding them (files already known
                 to be unusable, from `skip_log`, are passed over); TFDS and cached pipelines
                 skip decoded batches.
+            max_image_pixels: folders and LMDBs: images with more pixels (read from the
+                header, after the JPEG reduction) are skipped without being decoded, "above the
+                pixel budget" in `skip_log` (None: only Pillow's own limit of about 179 MP).
         """
         _check_options(split, holdout_fraction, small_images, batch_size, cache)
+        if max_image_pixels is not None and (
+            not isinstance(max_image_pixels, int) or max_image_pixels < 1
+        ):
+            raise ValueError(
+                f"max_image_pixels must be a positive integer or None; got {max_image_pixels!r}."
+            )
+        self.max_pixels = max_image_pixels
         if skip_batches and (epoch is None or batch_size is None):
             raise ValueError("skip_batches needs an epoch and a batch_size.")
         seed = 0 if seed is None else seed
@@ -206,7 +220,8 @@ class ImageSource:
         ds = ds.map(lambda _, image: image)
         if cache is not None:
             ds = ds.cache(self._cache_file(cache, image_size, channels, split, holdout_fraction,
-                                           keep_list, small_images, input_context))  # fmt: skip
+                                           max_image_pixels, keep_list, small_images,
+                                           input_context))  # fmt: skip
         if shuffle and (cache is not None or not self.shuffles_fully):
             ds = ds.shuffle(
                 shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=epoch is None
@@ -310,18 +325,26 @@ class _IdSource(ImageSource):
     def _encode_id(self, item_id: str) -> bytes:
         return item_id.encode("utf-8", "surrogateescape")
 
+    def _decode(self, item_id: str, image_size: int, channels: int, small_images: str):
+        return decode_image(self.read(item_id), image_size, channels, small_images,
+                            self.max_pixels)  # fmt: skip
+
     def load(self, item_id: str, image_size: int, channels: int, small_images="upscale"):
-        """One input as uint8 [size, size, channels]; raises SkippedImage (and records it)."""
+        """One input as uint8 [size, size, channels]; raises SkippedImage (and records it).
+
+        An input already in `skip_log` is not read again (it stays skipped for the whole run,
+        which exact resume relies on: the skipped inputs are the ones listed)."""
+        known = self.skip_log.reason(item_id)
+        if known is not None:
+            raise SkippedImage(known, "skipped before")
         try:
-            data = self.read(item_id)
-        except OSError as e:
-            self.skip_log.add(item_id, UNREADABLE, str(e))
-            raise SkippedImage(UNREADABLE, str(e)) from None
-        try:
-            return decode_image(data, image_size, channels, small_images)
+            return self._decode(item_id, image_size, channels, small_images)
         except SkippedImage as e:
             self.skip_log.add(item_id, e.reason, e.detail)
             raise
+        except OSError as e:
+            self.skip_log.add(item_id, UNREADABLE, str(e))
+            raise SkippedImage(UNREADABLE, str(e)) from None
 
     def check_decodable(self, ids, image_size, channels, small_images) -> None:
         """Raises ValueError unless some input decodes (tries them in order, stops at the first
@@ -402,10 +425,27 @@ class FolderSource(_IdSource):
         self._ids = None
 
     def all_ids(self) -> list[str]:
+        """Every file, walked in sorted order. Symbolic links are followed, but each real
+        folder only once (the first path that reaches it, in that order): a link loop, or two
+        links to one folder, neither hangs the listing nor lists its files twice."""
         if self._ids is None:
             ids = []
+            seen = set()
+            root = os.stat(self.root)
+            seen.add((root.st_dev, root.st_ino))
             for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                kept = []
+                for d in sorted(dirnames):
+                    if d.startswith("."):
+                        continue
+                    try:
+                        st = os.stat(os.path.join(dirpath, d))
+                    except OSError:  # a broken link, or no permission
+                        continue
+                    if (st.st_dev, st.st_ino) not in seen:
+                        seen.add((st.st_dev, st.st_ino))
+                        kept.append(d)
+                dirnames[:] = kept
                 for name in sorted(filenames):
                     if name.startswith("."):
                         continue
@@ -418,6 +458,11 @@ class FolderSource(_IdSource):
     def read(self, item_id: str) -> bytes:
         with open(os.path.join(self.root, item_id), "rb") as f:
             return f.read()
+
+    def _decode(self, item_id: str, image_size: int, channels: int, small_images: str):
+        # Read as decoded: the header decides first (a 1.5 GB non-image costs a few bytes).
+        return decode_file(os.path.join(self.root, item_id), image_size, channels, small_images,
+                           self.max_pixels)  # fmt: skip
 
     def fingerprint(self) -> str:
         return f"folder:{self.root}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -85,3 +87,29 @@ def write_lmdb(path: str, values, map_size: int = 1 << 30) -> list[bytes]:
             keys.append(key)
     env.close()
     return keys
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def write_large_png(path: str, width: int, height: int, bit_depth: int = 16,
+                    color_type: int = 0) -> str:  # fmt: skip
+    """A PNG of zeros of any size, streamed row by row through zlib (never the image in memory):
+    a 12000x12000 16-bit one is 0.3 MB on disk and 288 MB decoded, a decompression bomb below
+    Pillow's own limit. `color_type`: 0 grayscale, 2 RGB, 6 RGBA; `bit_depth` 8 or 16."""
+    channels = {0: 1, 2: 3, 6: 4}[color_type]
+    row = b"\0" + bytes(width * channels * bit_depth // 8)
+    compressor = zlib.compressobj(9)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header))
+        pending = b""
+        for _ in range(height):
+            pending += compressor.compress(row)
+            if len(pending) > 1 << 20:
+                f.write(_png_chunk(b"IDAT", pending))
+                pending = b""
+        f.write(_png_chunk(b"IDAT", pending + compressor.flush()))
+        f.write(_png_chunk(b"IEND", b""))
+    return path

@@ -356,6 +356,9 @@ class DCGAN(keras.Model):
             # Build in the model's strategy scope (see `build`).
             with self.distribute_strategy.scope():
                 self.build()
+        if isinstance(x, tf.data.Dataset) and len(args) < 8:  # shuffle not given positionally
+            # A dataset shuffles itself; Keras' default shuffle=True only earns a warning.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, *args, **kwargs)
 
     def test_step(self, data):

@@ -65,14 +65,22 @@ class TrainingControl(keras.callbacks.Callback):
 
     After every batch, in this order: a non-finite d_loss or g_loss stops training with
     `reason = "diverged"` (the trainer then restores the last good checkpoint); a pending
-    `interrupt` (SIGTERM) writes a checkpoint and stops with "signal"; reaching `max_steps`
-    iterations writes one and stops with "steps"; otherwise a checkpoint every `every_steps`
-    iterations. At the end of a complete epoch a checkpoint at (epoch + 1, 0). `reason` stays
-    None when the epoch ran to its end.
+    `interrupt` (SIGTERM) stops with "signal"; reaching `max_steps` iterations stops with
+    "steps"; otherwise a checkpoint every `every_steps` iterations. At the end of the epoch
+    (complete, or stopped by "signal" or "steps") a checkpoint at the data position reached:
+    (epoch + 1, 0) for a complete epoch. Put this callback AFTER the loggers (metrics.csv, the
+    preview grid): the epoch's row and grid are then on disk before the checkpoint that moves
+    past them, so a process killed in between replays the end of the epoch and writes them
+    again, instead of losing them. `reason` stays None when the epoch ran to its end.
+
+    A resumed epoch (`first_batch` > 0) starts with the metric sums saved in the checkpoint, so
+    its logged means cover the whole epoch, as if it had not been interrupted. `on_first_step`
+    (optional) is called after the first batch.
     """
 
     def __init__(self, checkpointer, epoch: int, first_batch: int = 0, every_steps: int = 0,
-                 max_steps: int | None = None, interrupt=None):  # fmt: skip
+                 max_steps: int | None = None, interrupt=None,
+                 on_first_step=None):  # fmt: skip
         super().__init__()
         self.checkpointer = checkpointer
         self.epoch = epoch
@@ -80,6 +88,7 @@ class TrainingControl(keras.callbacks.Callback):
         self.every_steps = every_steps
         self.max_steps = max_steps
         self.interrupt = interrupt
+        self.on_first_step = on_first_step
         self.reason = None
         self.consumed = first_batch
         self.step = None
@@ -91,27 +100,149 @@ class TrainingControl(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._saved_at = iterations(self.model)
 
-    def _save(self):
-        self.checkpointer.save(self.epoch, self.consumed)
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_batch:
+            self.checkpointer.restore_metric_sums()
+
+    def _save(self, epoch, batch):
+        self.checkpointer.save(epoch, batch)
         self._saved_at = self.step
 
     def on_train_batch_end(self, batch, logs=None):
         self.step = iterations(self.model)
         self.consumed = self.first_batch + batch + 1
+        if self.on_first_step is not None:
+            self.on_first_step()
+            self.on_first_step = None
         if not finite_losses(logs):
             self._stop("diverged")
         elif self.interrupt is not None and self.interrupt.is_set():
-            self._save()
             self._stop("signal")
         elif self.max_steps is not None and self.step >= self.max_steps:
-            self._save()
             self._stop("steps")
         elif (every := self.every_steps) and self.step // every > self._saved_at // every:
-            self._save()
+            self._save(self.epoch, self.consumed)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.reason is None:
-            self.checkpointer.save(self.epoch + 1, 0)
+        if self.reason in ("signal", "steps"):
+            self._save(self.epoch, self.consumed)
+        elif self.reason is None:
+            self.step = iterations(self.model)
+            self._save(self.epoch + 1, 0)
+
+
+# ---------------------------------------------------------------------------------- metrics.csv
+FIRST_COLUMNS = ("epoch", "step", "batches")
+
+
+def _cell(value) -> str:
+    if value is None or value == "":
+        return ""
+    array = np.asarray(value)
+    if array.size != 1:
+        return ""
+    item = array.reshape(()).item()
+    if isinstance(item, (bool, np.bool_)):
+        return str(int(item))
+    if isinstance(item, int):
+        return str(item)
+    if isinstance(item, float):
+        return repr(float(item))
+    return str(item)
+
+
+def read_metrics(path: str) -> tuple[list[str], list[dict]]:
+    """The header and rows (dicts of strings) of a metrics.csv; ([], []) when there is none.
+    A last line cut short (a process killed while writing) is dropped."""
+    import csv
+
+    if not os.path.exists(path):
+        return [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        text = f.read()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows = list(csv.reader(text.splitlines()))
+    if not rows:
+        return [], []
+    header, body = rows[0], rows[1:]
+    return header, [dict(zip(header, r, strict=False)) for r in body if len(r) == len(header)]
+
+
+def write_metrics(path: str, header: list[str], rows: list[dict]) -> None:
+    """Writes metrics.csv atomically (a temporary file renamed over it): a process killed while
+    writing leaves the previous file whole."""
+    import csv
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([row.get(k, "") for k in header])
+    os.replace(tmp, path)
+
+
+def _legacy_metrics(path: str, header: list[str]) -> bool:
+    """A metrics.csv of Keras' CSVLogger (no step column) is moved to metrics.old.csv."""
+    if not header or "step" in header:
+        return False
+    old = os.path.splitext(path)[0] + ".old.csv"
+    os.replace(path, old)
+    print(f"{path} had no step column (written by an older version); moved it to {old}.")
+    return True
+
+
+def truncate_metrics(path: str, step: int) -> None:
+    """Drops the rows of metrics.csv logged after iteration `step` (a resumed run replays
+    them, and writes them again)."""
+    header, rows = read_metrics(path)
+    if _legacy_metrics(path, header) or not header:
+        return
+    kept = [r for r in rows if not r.get("step") or int(float(r["step"])) <= step]
+    if len(kept) != len(rows):
+        write_metrics(path, header, kept)
+
+
+class MetricsCsv(keras.callbacks.Callback):
+    """`metrics.csv` with one row per epoch of the run: `epoch` (1-based, as the preview grids
+    `samples/epoch_NNNN.png` count), `step` (iterations done at the end of the row), `batches`
+    (batches of the epoch the row covers: fewer than an epoch when the run stopped mid-epoch),
+    then every value of Keras' epoch logs (d_loss, g_loss, d_real, d_fake, skipped_inputs, ...).
+
+    A run stopped mid-epoch writes a row for the part it trained; when the epoch is continued,
+    its row is replaced by the whole epoch's (the metric sums are restored with the checkpoint,
+    so the row equals that of an uninterrupted run). The file is rewritten atomically, so a
+    killed process never leaves half a row, and columns that appear later (a quality metric)
+    are added to the header. Epochs with non-finite losses (rolled back) are not written.
+
+    Args:
+        path: the CSV file.
+        control: the epoch's `TrainingControl` (its epoch number and batches consumed).
+    """
+
+    def __init__(self, path: str, control: TrainingControl):
+        super().__init__()
+        self.path = path
+        self.control = control
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not finite_losses(logs):
+            return
+        row = {
+            "epoch": str(self.control.epoch + 1),
+            "step": str(iterations(self.model)),
+            "batches": str(self.control.consumed),
+        }
+        row.update({k: _cell(v) for k, v in (logs or {}).items() if k not in FIRST_COLUMNS})
+        header, rows = read_metrics(self.path)
+        if _legacy_metrics(self.path, header):
+            header, rows = [], []
+        rows = [r for r in rows if r.get("epoch") != row["epoch"]] + [row]
+        rows.sort(key=lambda r: int(r["epoch"]) if r.get("epoch", "").isdigit() else 0)
+        extra = sorted({k for r in rows for k in r} - set(header) - set(FIRST_COLUMNS))
+        header = list(header or FIRST_COLUMNS) + extra
+        write_metrics(self.path, header, rows)
 
 
 class SkippedInputs(keras.callbacks.Callback):

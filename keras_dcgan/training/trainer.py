@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import threading
 import warnings
@@ -43,27 +44,55 @@ class TrainResult:
     interrupted: bool = False
 
 
-def _check_resume(config: Config, model_dir: str) -> None:
-    """Refuses to continue a run folder whose model differs from the requested one."""
+def _check_resume(config: Config, model_dir: str) -> tuple[Config | None, bool]:
+    """Refuses to continue a run folder whose model differs from the requested one.
+
+    Returns (the folder's saved config or None, whether to replace the folder's checkpoints):
+    a folder whose checkpoints are all at step 0 (a start that was killed before its first
+    step) holds nothing trained, so another model may replace it.
+    """
     path = os.path.join(model_dir, checkpoints.CONFIG_FILE)
     if not os.path.exists(path):
-        return
+        return None, False
     saved = checkpoints.read_config(model_dir)
+    problem = None
     if saved.model != config.model:
         changed = [
             f.name
             for f in dataclasses.fields(saved.model)
             if getattr(saved.model, f.name) != getattr(config.model, f.name)
         ]
-        raise ValueError(
+        problem = (
             f"{model_dir} holds a different model (differs in {', '.join(changed)}); continue "
             "it with the same preset and model settings, or choose a new --model_dir."
         )
-    if (saved.train.r1_gamma > 0) != (config.train.r1_gamma > 0):
-        # The penalty adds a logged metric: metrics.csv's columns would shift under its header.
-        raise ValueError(
+    elif (saved.train.r1_gamma > 0) != (config.train.r1_gamma > 0):
+        # The penalty adds a logged metric and changes the metric sums in the checkpoints.
+        problem = (
             f"{model_dir} was trained with r1_gamma={saved.train.r1_gamma:g}; continue it with "
             "the R1 penalty on (r1_gamma > 0) or off (0) as it was, or choose a new --model_dir."
+        )
+    if problem is None:
+        return saved, False
+    steps = [
+        checkpoints.checkpoint_step(p)
+        for p in checkpoints.checkpoint_files(os.path.join(model_dir, checkpoints.CHECKPOINT_DIR))
+    ]
+    if any(steps):
+        raise ValueError(problem)
+    return saved, True
+
+
+def _check_batch_size(model_dir: str, checkpointer, saved: Config | None, batch_size: int):
+    """Refuses to continue an epoch in the middle with another batch size: the saved data
+    position counts batches of the old size. (At an epoch boundary any batch size is fine.)"""
+    epoch, batch = checkpointer.position
+    old = checkpointer.saved_batch_size or (saved.train.batch_size if saved else 0)
+    if batch and old and old != batch_size:
+        raise ValueError(
+            f"{model_dir} stopped in the middle of epoch {epoch + 1}, after {batch} batches of "
+            f"{old}; continue it with batch_size={old} (--batch_size={old}), or choose a new "
+            "--model_dir. (The batch size may change at an epoch boundary.)"
         )
 
 
@@ -118,15 +147,27 @@ def train(
         verbose: passed to `fit` (1 shows a progress bar).
         callbacks: more Keras callbacks.
     """
-    _check_resume(config, model_dir)
-    mc, tc, dc = config.model, config.train, config.data
-    if tc.deterministic:
+    if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     if isinstance(strategy, str):
         strategy = get_strategy(strategy)
-    chief = is_chief(strategy)  # multi-worker: only the chief writes the run folder
-    if chief:
-        checkpoints.write_config(config, model_dir)
+    chief = is_chief(strategy)  # multi-worker: only the chief writes (and locks) the run folder
+    with checkpoints.RunFolder(model_dir, lock=chief) as folder:
+        saved, replace = _check_resume(config, model_dir)
+        if replace and chief:
+            print(
+                f"{model_dir} holds only the untrained start of another configuration; "
+                "replacing it."
+            )
+            shutil.rmtree(os.path.join(model_dir, checkpoints.CHECKPOINT_DIR), ignore_errors=True)
+        if chief:
+            checkpoints.write_config(config, model_dir)
+        return _train(config, model_dir, dataset, strategy, chief, verbose, callbacks, saved,
+                      folder)  # fmt: skip
+
+
+def _train(config, model_dir, dataset, strategy, chief, verbose, callbacks, saved, folder):
+    mc, tc, dc = config.model, config.train, config.data
     keras.utils.set_random_seed(tc.seed)
     image_shape = (mc.image_size, mc.image_size, mc.channels)
     source = None
@@ -142,6 +183,7 @@ def train(
                 holdout_fraction=dc.holdout_fraction, keep_list=dc.keep_list,
                 small_images=dc.small_images, seed=tc.seed, shuffle_buffer=dc.shuffle_buffer,
                 cache=cache, epoch=epoch, skip_batches=skip_batches,
+                max_image_pixels=dc.max_image_pixels,
             )  # fmt: skip
 
         data_lib.check_dataset(epoch_data(0, 0), image_shape)
@@ -167,9 +209,15 @@ def train(
         checkpointer = checkpoints.RunCheckpointer(
             gan, model_dir, tc.checkpoints_to_keep, range(tc.num_preview),
             skip_log=source.skip_log if source else None, write=chief,
+            batch_size=tc.batch_size,
         )  # fmt: skip
+    checkpointer.prepare()
+    metrics_path = os.path.join(model_dir, METRICS_FILE)
     if checkpointer.restore():
         epoch, batch = checkpointer.position
+        _check_batch_size(model_dir, checkpointer, saved, tc.batch_size)
+        if chief:  # rows logged after this checkpoint are replayed, and written again
+            callbacks_lib.truncate_metrics(metrics_path, checkpointer.steps())
         print(
             f"Continuing from {checkpointer.restored_from} (step {checkpointer.steps()}, "
             f"epoch {epoch + 1}, batch {batch})."
@@ -214,8 +262,9 @@ def train(
             if int(data.cardinality()) == tf.data.INFINITE_CARDINALITY:
                 steps_per_epoch = 1000
             control = callbacks_lib.TrainingControl(
-                checkpointer, epoch, batch, tc.checkpoint_every_steps, tc.steps, interrupt
-            )
+                checkpointer, epoch, batch, tc.checkpoint_every_steps, tc.steps, interrupt,
+                on_first_step=folder.mark_started,
+            )  # fmt: skip
             writers = [
                 callbacks_lib.PreviewGrid(
                     os.path.join(model_dir, SAMPLES_DIR),
@@ -223,14 +272,15 @@ def train(
                     log_dir=os.path.join(model_dir, LOGS_DIR, "samples"),
                 ),
                 keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS_DIR), write_graph=False),
-                keras.callbacks.CSVLogger(os.path.join(model_dir, METRICS_FILE), append=True),
+                callbacks_lib.MetricsCsv(metrics_path, control),
             ]
             run_callbacks = [
                 # First, so that the CSV and TensorBoard loggers see their logs.
                 *skipped_reporter,
-                control,
                 *(quality if chief else []),
                 *(writers if chief else []),
+                # After the loggers: the epoch-end checkpoint follows its row and grid.
+                control,
                 *(callbacks or []),
                 *([callbacks_lib.RunProgress(total_epochs)] if verbose != 0 else []),
             ]
@@ -241,6 +291,7 @@ def train(
                 steps_per_epoch=steps_per_epoch,
                 callbacks=run_callbacks,
                 verbose=verbose,
+                shuffle=False,  # the pipeline shuffles (and Keras would warn that it ignores it)
             )
             reason = control.reason
             if reason == "diverged":
@@ -252,6 +303,7 @@ def train(
             if reason in ("signal", "steps"):
                 break
     checkpointer.close()
+    folder.mark_started()  # nothing left to undo: the run folder holds the requested training
     if reason == "signal":
         print(
             f"Stopped by SIGTERM at step {checkpointer.steps()}; checkpoint written. Run the same "
