@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 
 from absl import flags
 
@@ -139,44 +138,36 @@ def mode_from_flags() -> tuple[str, dict]:
     return "turn", {**specs, "amounts": parse_amounts(_AMOUNTS.value)}
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan arithmetic: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan import images
     from keras_dcgan.analysis import arithmetic
 
-    try:
-        mode, specs = mode_from_flags()
-        from keras_dcgan.training import load_trained
+    mode, specs = mode_from_flags()
+    from keras_dcgan.training import load_trained
 
-        _, gan = load_trained(_MODEL_DIR.value)
-        if mode == "arithmetic":
-            grid = arithmetic.arithmetic_grid(
-                gan, specs["a"], specs["b"], specs["c"], num_neighbours=_NUM_NEIGHBOURS.value,
-                noise_scale=_NOISE_SCALE.value, seed=_SEED.value, batch_size=_BATCH.value,
-            )  # fmt: skip
-            latents = [grid.result[None], grid.neighbours]
-            summary = (
-                f"mean(a) - mean(b) + mean(c) and {_NUM_NEIGHBOURS.value} neighbours "
-                f"(noise scale {_NOISE_SCALE.value})"
-            )
-        else:
-            grid = arithmetic.turn_grid(
-                gan, specs["left"], specs["right"], specs["start"], specs["amounts"],
-                batch_size=_BATCH.value,
-            )  # fmt: skip
-            latents = [grid.latents]
-            summary = (
-                f"{len(grid.latents) // grid.columns} samples turned by {grid.columns} amounts"
-            )
-        if _SAVE_LATENTS.value:
-            import numpy as np
+    _, gan = load_trained(_MODEL_DIR.value)
+    if mode == "arithmetic":
+        grid = arithmetic.arithmetic_grid(
+            gan, specs["a"], specs["b"], specs["c"], num_neighbours=_NUM_NEIGHBOURS.value,
+            noise_scale=_NOISE_SCALE.value, seed=_SEED.value, batch_size=_BATCH.value,
+        )  # fmt: skip
+        latents = [grid.result[None], grid.neighbours]
+        summary = (
+            f"mean(a) - mean(b) + mean(c) and {_NUM_NEIGHBOURS.value} neighbours "
+            f"(noise scale {_NOISE_SCALE.value})"
+        )
+    else:
+        grid = arithmetic.turn_grid(
+            gan, specs["left"], specs["right"], specs["start"], specs["amounts"],
+            batch_size=_BATCH.value,
+        )  # fmt: skip
+        latents = [grid.latents]
+        summary = f"{len(grid.latents) // grid.columns} samples turned by {grid.columns} amounts"
+    if _SAVE_LATENTS.value:
+        import numpy as np
 
-            arithmetic.save_latents(np.concatenate(latents), _SAVE_LATENTS.value)
-        path = images.save_grid(grid.images, _OUTPUT.value, grid.columns)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan arithmetic: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        arithmetic.save_latents(np.concatenate(latents), _SAVE_LATENTS.value)
+    path = images.save_grid(grid.images, _OUTPUT.value, grid.columns)
     print(
         f"Wrote {summary} to {path}"
         + (f"; latents to {_SAVE_LATENTS.value}" if _SAVE_LATENTS.value else "")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import flags
 
@@ -24,30 +23,24 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the autoencoder and the subset.
 _LIMIT = flags.DEFINE_integer("limit", None, "Read only the first N images of the source.")
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan dedup: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan.data import open_source
     from keras_dcgan.data.dedup import deduplicate, write_keep_list
 
-    try:
-        source = open_source(_DATASET.value, data_dir=_DATA_DIR.value)
-        result = deduplicate(
-            source,
-            max_hamming=_MAX_HAMMING.value,
-            epochs=_EPOCHS.value,
-            train_samples=_TRAIN_SAMPLES.value,
-            seed=_SEED.value,
-            limit=_LIMIT.value,
-        )
-        path = write_keep_list(_OUTPUT.value, result.keep)
-        if _GROUPS.value:
-            os.makedirs(os.path.dirname(os.path.abspath(_GROUPS.value)), exist_ok=True)
-            with open(_GROUPS.value, "w", encoding="utf-8") as f:
-                json.dump({"dataset": _DATASET.value, "groups": result.groups}, f, indent=1)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan dedup: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    source = open_source(_DATASET.value, data_dir=_DATA_DIR.value)
+    result = deduplicate(
+        source,
+        max_hamming=_MAX_HAMMING.value,
+        epochs=_EPOCHS.value,
+        train_samples=_TRAIN_SAMPLES.value,
+        seed=_SEED.value,
+        limit=_LIMIT.value,
+    )
+    path = write_keep_list(_OUTPUT.value, result.keep)
+    if _GROUPS.value:
+        os.makedirs(os.path.dirname(os.path.abspath(_GROUPS.value)), exist_ok=True)
+        with open(_GROUPS.value, "w", encoding="utf-8") as f:
+            json.dump({"dataset": _DATASET.value, "groups": result.groups}, f, indent=1)
     print(
         f"{result.num_images} images, {result.num_duplicates} near-duplicate(s) in "
         f"{len(result.groups)} group(s); {source.skip_log.summary()}. "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import flags
 
@@ -25,30 +24,24 @@ _OUTPUT = flags.DEFINE_string(
 )
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan eval: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan.data import open_source
     from keras_dcgan.evaluation.metrics import evaluate, parse_metric
     from keras_dcgan.training import load_trained
     from keras_dcgan.training.callbacks import iterations
 
-    try:
-        kinds = {parse_metric(m)[0] for m in _METRICS.value}
-        config, gan = load_trained(_MODEL_DIR.value)
-        network = source = None
-        if kinds - {"digits"}:
-            from keras_dcgan.evaluation.inception import InceptionFeatures
+    kinds = {parse_metric(m)[0] for m in _METRICS.value}
+    config, gan = load_trained(_MODEL_DIR.value)
+    network = source = None
+    if kinds - {"digits"}:
+        from keras_dcgan.evaluation.inception import InceptionFeatures
 
-            weights = None if _WEIGHTS.value == "random" else _WEIGHTS.value
-            network = InceptionFeatures(weights=weights)
-        if kinds & {"fid", "kid"}:
-            dataset = _DATASET.value or config.dataset
-            source = open_source(dataset, data_dir=_DATA_DIR.value or config.data.data_dir)
-        results = evaluate(gan, _METRICS.value, source, network, _SPLIT.value)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan eval: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        weights = None if _WEIGHTS.value == "random" else _WEIGHTS.value
+        network = InceptionFeatures(weights=weights)
+    if kinds & {"fid", "kid"}:
+        dataset = _DATASET.value or config.dataset
+        source = open_source(dataset, data_dir=_DATA_DIR.value or config.data.data_dir)
+    results = evaluate(gan, _METRICS.value, source, network, _SPLIT.value)
     record = {"step": iterations(gan), "inception_weights": _WEIGHTS.value, **results}
     path = _OUTPUT.value or os.path.join(_MODEL_DIR.value, "quality.jsonl")
     with open(path, "a") as f:

@@ -19,8 +19,6 @@ spherical. `--save_latents` writes the latents of the grid, row by row, as a flo
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
@@ -82,26 +80,18 @@ def paths_from_flags() -> list[list[int]]:
     return latent_walks.random_paths(rows, _POINTS.value, _SEED.value)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan interpolate: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan import images
     from keras_dcgan.analysis import arithmetic, latent_walks
 
-    try:
-        paths = paths_from_flags()
-        from keras_dcgan.training import load_trained
+    paths = paths_from_flags()
+    from keras_dcgan.training import load_trained
 
-        _, gan = load_trained(_MODEL_DIR.value)
-        grid = latent_walks.walk_grid(
-            gan, paths, _STEPS.value, _METHOD.value, batch_size=_BATCH.value
-        )
-        if _SAVE_LATENTS.value:
-            arithmetic.save_latents(grid.latents, _SAVE_LATENTS.value)
-        path = images.save_grid(grid.images, _OUTPUT.value, grid.columns)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan interpolate: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    _, gan = load_trained(_MODEL_DIR.value)
+    grid = latent_walks.walk_grid(gan, paths, _STEPS.value, _METHOD.value, batch_size=_BATCH.value)
+    if _SAVE_LATENTS.value:
+        arithmetic.save_latents(grid.latents, _SAVE_LATENTS.value)
+    path = images.save_grid(grid.images, _OUTPUT.value, grid.columns)
     rows = len(grid.images) // grid.columns
     print(
         f"Wrote {rows} {_METHOD.value} walks of {grid.columns} images ({rows}x{grid.columns}) "

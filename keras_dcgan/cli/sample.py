@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags
 
 from keras_dcgan.cli import _flags
@@ -20,23 +18,17 @@ _MODEL_NAME = flags.DEFINE_string("model_name", "dcgan", "Served model name (wit
 _WAIT = flags.DEFINE_float("wait", 60.0, "Seconds to wait for the served model (with --server).")
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan sample: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan import images
     from keras_dcgan.training import load_trained
 
-    try:
-        seeds = _flags.seeds(_SEEDS.value, _NUM.value)
-        if _SERVER.value:
-            samples = _sample_server(seeds)
-        else:
-            _, gan = load_trained(_MODEL_DIR.value)
-            samples = gan.sample(seeds=seeds).numpy()
-        path = images.save_grid(samples, _OUTPUT.value, _COLUMNS.value)
-    except (ValueError, FileNotFoundError, TimeoutError) as e:
-        print(f"dcgan sample: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    seeds = _flags.seeds(_SEEDS.value, _NUM.value)
+    if _SERVER.value:
+        samples = _sample_server(seeds)
+    else:
+        _, gan = load_trained(_MODEL_DIR.value)
+        samples = gan.sample(seeds=seeds).numpy()
+    path = images.save_grid(samples, _OUTPUT.value, _COLUMNS.value)
     print(f"Wrote {len(seeds)} samples to {path}")
 
 
