@@ -74,41 +74,48 @@ def _flag_kind(hint) -> str:
     raise TypeError(f"No flag type for {hint!r}.")
 
 
-def define_config_flags(
-    config_class, module_name: str, *, skip=(), choices=None
-) -> dict[str, flags.FlagHolder]:
-    """Defines a flag for every field of `config_class` (a config dataclass) but `skip`.
+def define_config_flag(
+    config_class,
+    field: str,
+    module_name: str,
+    *,
+    default=None,
+    choices=None,
+    default_text: str = "the preset's",
+) -> flags.FlagHolder:
+    """Defines the flag of one field of `config_class` (a config dataclass), owned by
+    `module_name` so that `dcgan <command> --help` lists it.
 
-    Each flag defaults to None ("the preset's value"; `Config.with_overrides` ignores None), takes
-    its help from the class docstring's `Attributes:` and its type from the field's type
-    (`choices[field]` makes an enum flag). The flags belong to `module_name`, so that
-    `dcgan <command> --help` lists them. Returns {field name: flag holder}.
+    Its help is the class docstring's `Attributes:` entry, its type the field's type (`choices`
+    makes an enum flag). The default None means `default_text` ("the preset's" value:
+    `Config.with_overrides` ignores None); give `default` for commands without a preset.
     """
-    docs = field_docs(config_class)
-    hints = typing.get_type_hints(config_class)
+    name = FLAG_NAMES.get(field, field)
+    help_ = field_docs(config_class).get(field, field)
+    if default is None:
+        help_ += f" (default: {default_text})"
+    kind = _flag_kind(typing.get_type_hints(config_class)[field])
+    if choices is not None:
+        return flags.DEFINE_enum(name, default, list(choices), help_, module_name=module_name)
+    define = {
+        "bool": flags.DEFINE_boolean,
+        "int": flags.DEFINE_integer,
+        "float": flags.DEFINE_float,
+        "list": flags.DEFINE_list,
+        "str": flags.DEFINE_string,
+    }[kind]
+    return define(name, default, help_, module_name=module_name)
+
+
+def define_config_flags(
+    config_class, module_name: str, *, choices=None
+) -> dict[str, flags.FlagHolder]:
+    """`define_config_flag` for every field of `config_class`; returns {field: flag holder}."""
     choices = choices or {}
-    holders = {}
-    for field in dataclasses.fields(config_class):
-        if field.name in skip:
-            continue
-        name = FLAG_NAMES.get(field.name, field.name)
-        help_ = f"{docs.get(field.name, field.name)} (default: the preset's)"
-        kind = _flag_kind(hints[field.name])
-        common = dict(module_name=module_name)
-        if field.name in choices:
-            holder = flags.DEFINE_enum(name, None, list(choices[field.name]), help_, **common)
-        elif kind == "bool":
-            holder = flags.DEFINE_boolean(name, None, help_, **common)
-        elif kind == "int":
-            holder = flags.DEFINE_integer(name, None, help_, **common)
-        elif kind == "float":
-            holder = flags.DEFINE_float(name, None, help_, **common)
-        elif kind == "list":
-            holder = flags.DEFINE_list(name, None, help_, **common)
-        else:
-            holder = flags.DEFINE_string(name, None, help_, **common)
-        holders[field.name] = holder
-    return holders
+    return {
+        f.name: define_config_flag(config_class, f.name, module_name, choices=choices.get(f.name))
+        for f in dataclasses.fields(config_class)
+    }
 
 
 def values(holders: dict[str, flags.FlagHolder]) -> dict:

@@ -14,6 +14,7 @@ import os
 from absl import flags
 
 from keras_dcgan.cli import _flags
+from keras_dcgan.errors import UserError
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _BOXES = flags.DEFINE_string("boxes", None, "JSON file of object boxes drawn on samples.")
@@ -51,13 +52,13 @@ def main(argv: list[str]) -> int | None:
     from keras_dcgan.training import load_trained
 
     if (_BOXES.value is None) == (_CHANNELS.value is None):
-        raise ValueError("give --boxes (to fit the feature maps) or --channels, not both.")
+        raise UserError("give --boxes (to fit the feature maps) or --channels, not both.")
     seeds = _flags.seeds(_SEEDS.value, _NUM.value)
     channels = None
     if _CHANNELS.value is not None:
         channels = _flags.int_list(_CHANNELS.value, "channels")
         if not channels:
-            raise ValueError("--channels is empty.")
+            raise UserError("--channels is empty.")
     config, gan = load_trained(_MODEL_DIR.value)
     boxes = None
     if _BOXES.value is not None:

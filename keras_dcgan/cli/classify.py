@@ -16,6 +16,8 @@ import os
 
 from absl import flags
 
+from keras_dcgan.errors import UserError
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _PROTOCOL = flags.DEFINE_enum(
     "protocol", "digits", ["digits", "svhn", "cifar10"],
@@ -54,7 +56,7 @@ def _C_grid(values):
     try:
         return [float(v) for v in values]
     except ValueError:
-        raise ValueError(f"--C must be 'grid' or numbers; got {','.join(values)!r}.") from None
+        raise UserError(f"--C must be 'grid' or numbers; got {','.join(values)!r}.") from None
 
 
 def main(argv: list[str]) -> int | None:

@@ -7,8 +7,13 @@ import os
 
 from absl import flags
 
+from keras_dcgan import config as config_lib
+from keras_dcgan.cli import _flags
+
 _DATASET = flags.DEFINE_string("dataset", "digits", "Image source, as for dcgan train.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir.")
+_DATA_DIR = _flags.define_config_flag(
+    config_lib.DataConfig, "data_dir", __name__, default_text="TFDS's"
+)
 _OUTPUT = flags.DEFINE_string("output", "keep.txt", "The keep-list to write (one id per line).")
 _GROUPS = flags.DEFINE_string("groups", None, "Also write the duplicate groups as JSON here.")
 _MAX_HAMMING = flags.DEFINE_integer(

@@ -7,18 +7,21 @@ import os
 
 from absl import flags
 
+from keras_dcgan import config as config_lib
+from keras_dcgan.cli import _flags
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _METRICS = flags.DEFINE_list(
     "metrics", ["fid10k"], "Metrics with sample counts: fid10k, kid10k, is10k, fid1k, digits, ..."
 )
 _DATASET = flags.DEFINE_string("dataset", None, "Real images (default: the run's dataset).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir.")
+_DATA_DIR = _flags.define_config_flag(
+    config_lib.DataConfig, "data_dir", __name__, default_text="the run's"
+)
 _SPLIT = flags.DEFINE_string("split", "train", "Split of the real images.")
-_WEIGHTS = flags.DEFINE_string(
-    "inception_weights", "imagenet",
-    "InceptionV3 weights: 'imagenet' (the Keras cache), a .h5 path, or 'random' (smoke tests "
-    "only: the numbers then mean nothing).",
-)  # fmt: skip
+_WEIGHTS = _flags.define_config_flag(
+    config_lib.TrainConfig, "inception_weights", __name__, default="imagenet"
+)
 _OUTPUT = flags.DEFINE_string(
     "output", None, "JSON lines file to append to (default: <model_dir>/quality.jsonl)."
 )

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from keras_dcgan.errors import UserError
+
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _SEEDS = flags.DEFINE_multi_string(
     "seeds", None, "Integer seeds of the points of one walk, e.g. 3,17,42 (one grid row); repeat "
@@ -44,11 +46,11 @@ def parse_seeds(value: str, flag: str = "--seeds") -> list[int]:
     """'3,17,42' -> [3, 17, 42]; ValueError naming the flag for anything else."""
     parts = [p.strip() for p in value.split(",")]
     if not any(parts):
-        raise ValueError(f"{flag} is empty: give integer seeds, e.g. {flag}=3,17.")
+        raise UserError(f"{flag} is empty: give integer seeds, e.g. {flag}=3,17.")
     try:
         return [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"{flag} must be integers separated by commas; got {value!r}.") from None
+        raise UserError(f"{flag} must be integers separated by commas; got {value!r}.") from None
 
 
 def paths_from_flags() -> list[list[int]]:
@@ -56,27 +58,27 @@ def paths_from_flags() -> list[list[int]]:
     from keras_dcgan.analysis import latent_walks
 
     if _STEPS.value < 2:
-        raise ValueError(f"--steps must be at least 2 (both ends included); got {_STEPS.value}.")
+        raise UserError(f"--steps must be at least 2 (both ends included); got {_STEPS.value}.")
     if _BATCH.value < 1:
-        raise ValueError(f"--batch_size must be positive; got {_BATCH.value}.")
+        raise UserError(f"--batch_size must be positive; got {_BATCH.value}.")
     if _SEEDS.value:
         if _ROWS.value is not None:
-            raise ValueError("give --seeds or --rows, not both.")
+            raise UserError("give --seeds or --rows, not both.")
         paths = [parse_seeds(v) for v in _SEEDS.value]
         for path in paths:
             if len(path) < 2:
-                raise ValueError(f"--seeds={path[0]} has one point; a walk needs at least 2.")
+                raise UserError(f"--seeds={path[0]} has one point; a walk needs at least 2.")
         if len({len(p) for p in paths}) > 1:
-            raise ValueError(
+            raise UserError(
                 f"every --seeds must have the same number of points (a grid is rectangular); "
                 f"got {[len(p) for p in paths]}."
             )
         return paths
     rows = DEFAULT_ROWS if _ROWS.value is None else _ROWS.value
     if rows < 1:
-        raise ValueError(f"--rows must be positive; got {rows}.")
+        raise UserError(f"--rows must be positive; got {rows}.")
     if _POINTS.value < 2:
-        raise ValueError(f"--points must be at least 2; got {_POINTS.value}.")
+        raise UserError(f"--points must be at least 2; got {_POINTS.value}.")
     return latent_walks.random_paths(rows, _POINTS.value, _SEED.value)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from absl import flags
 
 from keras_dcgan.cli import _flags
+from keras_dcgan.errors import UserError
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _NUM = flags.DEFINE_integer("num", 64, "Number of samples (seeds 0..num-1) if --seeds is unset.")
@@ -19,10 +20,10 @@ _WAIT = flags.DEFINE_float("wait", 60.0, "Seconds to wait for the served model (
 
 
 def main(argv: list[str]) -> int | None:
+    seeds = _flags.seeds(_SEEDS.value, _NUM.value)  # checked before TensorFlow loads
     from keras_dcgan import images
     from keras_dcgan.training import load_trained
 
-    seeds = _flags.seeds(_SEEDS.value, _NUM.value)
     if _SERVER.value:
         samples = _sample_server(seeds)
     else:
@@ -42,4 +43,4 @@ def _sample_server(seeds):
         try:
             return client.sample(seeds=seeds)
         except grpc.RpcError as e:
-            raise ValueError(f"the server refused the request: {e.details()}") from None
+            raise UserError(f"the server refused the request: {e.details()}") from None

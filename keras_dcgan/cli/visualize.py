@@ -11,6 +11,7 @@ from __future__ import annotations
 from absl import flags
 
 from keras_dcgan.cli import _flags
+from keras_dcgan.errors import UserError
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _DATASET = flags.DEFINE_string(
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int | None:
     from keras_dcgan.training import load_trained
 
     if _NUM_IMAGES.value < 1:
-        raise ValueError(f"--num_images must be positive; got {_NUM_IMAGES.value}.")
+        raise UserError(f"--num_images must be positive; got {_NUM_IMAGES.value}.")
     features = _feature_spec()
     config, gan = load_trained(_MODEL_DIR.value)
     # Checked before reading any image: a bad --features fails fast.

@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from keras_dcgan import data as data_lib
 from keras_dcgan.config import Config
-from keras_dcgan.models import DCGAN, default_optimizer
+from keras_dcgan.errors import Error, UserError
+from keras_dcgan.models import DCGAN
 from keras_dcgan.training import callbacks as callbacks_lib
 from keras_dcgan.training import checkpoints
 from keras_dcgan.training.strategy import get_strategy, is_chief, is_multi_worker
@@ -55,19 +56,19 @@ def _check_resume(config: Config, model_dir: str) -> None:
             for f in dataclasses.fields(saved.model)
             if getattr(saved.model, f.name) != getattr(config.model, f.name)
         ]
-        raise ValueError(
+        raise UserError(
             f"{model_dir} holds a different model (differs in {', '.join(changed)}); continue "
             "it with the same preset and model settings, or choose a new --model_dir."
         )
     if (saved.train.r1_gamma > 0) != (config.train.r1_gamma > 0):
         # The penalty adds a logged metric: metrics.csv's columns would shift under its header.
-        raise ValueError(
+        raise UserError(
             f"{model_dir} was trained with r1_gamma={saved.train.r1_gamma:g}; continue it with "
             "the R1 penalty on (r1_gamma > 0) or off (0) as it was, or choose a new --model_dir."
         )
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(Error, RuntimeError):
     """Raised when the losses stay non-finite after the configured number of retries."""
 
 
@@ -151,18 +152,8 @@ def train(
         def epoch_data(epoch, skip_batches):
             return dataset.skip(skip_batches) if skip_batches else dataset
 
-    steps_per_execution = tc.steps_per_execution
-    if strategy.num_replicas_in_sync > 1 and steps_per_execution > 1:
-        log.warning("steps_per_execution > 1 fails with several replicas; using 1.")
-        steps_per_execution = 1
-
     with strategy.scope():
-        gan = DCGAN.from_model_config(mc, seed=tc.seed, augment=tc.augment, r1_gamma=tc.r1_gamma)
-        gan.compile(
-            g_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
-            d_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
-            steps_per_execution=steps_per_execution,
-        )
+        gan = DCGAN.from_config(config)
         gan.build()  # variables and optimizer slots in scope, before fit()
         checkpointer = checkpoints.RunCheckpointer(
             gan, model_dir, tc.checkpoints_to_keep, range(tc.num_preview),
