@@ -78,7 +78,7 @@ class BaselineDCGAN(DCGAN):
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars, strict=True))
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
-        return {m.name: m.result() for m in self.metrics}
+        return self.get_metrics_result()
 
 
 def _model(cls, mc, steps_per_execution=1, augment="", r1_gamma=0.0):

@@ -28,6 +28,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_dcgan.errors import UserError
+
 POLICIES = ("translation", "cutout")
 TRANSLATION_RATIO = 1 / 8
 CUTOUT_RATIO = 1 / 4
@@ -39,18 +41,18 @@ def parse_policy(policy: str | None) -> tuple[str, ...]:
     if policy is None:
         return ()
     if not isinstance(policy, str):
-        raise ValueError(f"augment must be a comma-separated string; got {policy!r}.")
+        raise UserError(f"augment must be a comma-separated string; got {policy!r}.")
     if policy.strip() == "none":
         return ()
     names = tuple(name.strip() for name in policy.split(",") if name.strip())
     unknown = [name for name in names if name not in POLICIES]
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"Unknown augmentation {', '.join(map(repr, unknown))}; choose from "
             f"{', '.join(POLICIES)} (comma-separated), or 'none'."
         )
     if len(set(names)) != len(names):
-        raise ValueError(f"augment names an augmentation twice: {policy!r}.")
+        raise UserError(f"augment names an augmentation twice: {policy!r}.")
     return names
 
 

@@ -13,6 +13,8 @@ import json
 import math
 from typing import Any
 
+from keras_dcgan.errors import UserError
+
 Z_PRIORS = ("uniform", "normal")
 G_ACTIVATIONS = ("relu", "leaky_relu", "elu")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
@@ -66,27 +68,27 @@ class ModelConfig:
     def __post_init__(self) -> None:
         size = self.image_size
         if not isinstance(size, int) or size < 1 or size & (size - 1):
-            raise ValueError(f"image_size must be a power of two; got {size!r}.")
+            raise UserError(f"image_size must be a power of two; got {size!r}.")
         if not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
-            raise ValueError(
+            raise UserError(
                 f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}; got {size}."
             )
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3; got {self.channels!r}.")
+            raise UserError(f"channels must be 1 or 3; got {self.channels!r}.")
         if self.z_prior not in Z_PRIORS:
-            raise ValueError(f"z_prior must be one of {Z_PRIORS}; got {self.z_prior!r}.")
+            raise UserError(f"z_prior must be one of {Z_PRIORS}; got {self.z_prior!r}.")
         if self.g_activation not in G_ACTIVATIONS:
-            raise ValueError(
+            raise UserError(
                 f"g_activation must be one of {G_ACTIVATIONS}; got {self.g_activation!r}."
             )
         for name in ("z_dim", "base_width", "kernel_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+                raise UserError(f"{name} must be a positive integer; got {value!r}.")
         if self.max_width is not None and self.max_width < 1:
-            raise ValueError(f"max_width must be a positive integer; got {self.max_width!r}.")
+            raise UserError(f"max_width must be a positive integer; got {self.max_width!r}.")
         if not self.init_stddev > 0:
-            raise ValueError(f"init_stddev must be positive; got {self.init_stddev!r}.")
+            raise UserError(f"init_stddev must be positive; got {self.init_stddev!r}.")
 
     @property
     def num_scales(self) -> int:
@@ -112,9 +114,9 @@ class ModelConfig:
 def check_r1_gamma(gamma) -> float:
     """`gamma` as a float, or a ValueError if it is not a finite number >= 0."""
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
-        raise ValueError(f"r1_gamma must be a number >= 0; got {gamma!r}.")
+        raise UserError(f"r1_gamma must be a number >= 0; got {gamma!r}.")
     if not math.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"r1_gamma must be a finite number >= 0; got {gamma!r}.")
+        raise UserError(f"r1_gamma must be a finite number >= 0; got {gamma!r}.")
     return float(gamma)
 
 
@@ -124,7 +126,9 @@ class TrainConfig:
 
     Attributes:
         batch_size: the GLOBAL batch, split over replicas (paper: 128).
-        learning_rate, beta_1, beta_2: Adam for both G and D (paper: 2e-4, 0.5; 0.9 blurs).
+        learning_rate: Adam's learning rate, for G and for D (paper: 2e-4).
+        beta_1: Adam's beta_1 (paper: 0.5; 0.9 blurs the samples).
+        beta_2: Adam's beta_2 (0.999).
         epochs: passes over the data; ignored when `steps` is set.
         steps: total number of training iterations (one D update + one G update each).
         seed: seeds weight initialisation, noise and data shuffling.
@@ -139,7 +143,7 @@ class TrainConfig:
             training retried with fresh noise; it stops with an error after this many retries.
         eval_metrics: sample-quality metrics computed during training, e.g. ("fid5k", "digits")
             (see `keras_dcgan.evaluation.metrics`).
-        eval_every_epochs: how often (in epochs) they are computed.
+        eval_every_epochs: how often (in epochs) the eval_metrics are computed.
         inception_weights: InceptionV3 weights of FID/KID/IS: "imagenet" (the Keras cache), a
             .h5 path, or "random" (smoke tests only).
         augment: DiffAugment of D's inputs for small datasets, "" or "none" (the paper) or a
@@ -174,7 +178,7 @@ class TrainConfig:
             parse_policy(self.augment)
         object.__setattr__(self, "r1_gamma", check_r1_gamma(self.r1_gamma))
         if isinstance(self.eval_metrics, str):
-            raise ValueError(f"eval_metrics must be a list of names; got {self.eval_metrics!r}.")
+            raise UserError(f"eval_metrics must be a list of names; got {self.eval_metrics!r}.")
         object.__setattr__(self, "eval_metrics", tuple(self.eval_metrics))
         if self.eval_metrics:
             from keras_dcgan.evaluation.metrics import parse_metric
@@ -184,19 +188,19 @@ class TrainConfig:
         for name in ("checkpoint_every_steps", "max_divergence_retries"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
+                raise UserError(f"{name} must be a non-negative integer; got {value!r}.")
         for name in ("batch_size", "epochs", "steps_per_execution", "num_preview",
                      "checkpoints_to_keep", "eval_every_epochs"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+                raise UserError(f"{name} must be a positive integer; got {value!r}.")
         if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
-            raise ValueError(f"steps must be a positive integer; got {self.steps!r}.")
+            raise UserError(f"steps must be a positive integer; got {self.steps!r}.")
         if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive; got {self.learning_rate!r}.")
+            raise UserError(f"learning_rate must be positive; got {self.learning_rate!r}.")
         for name in ("beta_1", "beta_2"):
             if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} must be in [0, 1); got {getattr(self, name)!r}.")
+                raise UserError(f"{name} must be in [0, 1); got {getattr(self, name)!r}.")
 
 
 SMALL_IMAGE_POLICIES = ("upscale", "skip")
@@ -231,23 +235,21 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.holdout_fraction < 1.0:
-            raise ValueError(f"holdout_fraction must be in [0, 1); got {self.holdout_fraction!r}.")
+            raise UserError(f"holdout_fraction must be in [0, 1); got {self.holdout_fraction!r}.")
         if self.small_images not in SMALL_IMAGE_POLICIES:
-            raise ValueError(
+            raise UserError(
                 f"small_images must be one of {SMALL_IMAGE_POLICIES}; got {self.small_images!r}."
             )
         if not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 1:
-            raise ValueError(
+            raise UserError(
                 f"shuffle_buffer must be a positive integer; got {self.shuffle_buffer!r}."
             )
         if not isinstance(self.split, str) or not self.split:
-            raise ValueError(f"split must be a non-empty string; got {self.split!r}.")
+            raise UserError(f"split must be a non-empty string; got {self.split!r}.")
         pixels = self.max_image_pixels
         if pixels is not None and (isinstance(pixels, bool) or not isinstance(pixels, int)
                                    or pixels < 1):  # fmt: skip
-            raise ValueError(
-                f"max_image_pixels must be a positive integer or None; got {pixels!r}."
-            )
+            raise UserError(f"max_image_pixels must be a positive integer or None; got {pixels!r}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +283,7 @@ class Config:
             elif key in data_fields:
                 data[key] = value
             else:
-                raise ValueError(f"Unknown config field {key!r}.")
+                raise UserError(f"Unknown config field {key!r}.")
         return dataclasses.replace(
             self,
             model=dataclasses.replace(self.model, **model),
@@ -368,5 +370,5 @@ PRESETS = {
 def get_config(preset: str, **overrides: Any) -> Config:
     """Returns the named preset, with `overrides` applied (see `Config.with_overrides`)."""
     if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+        raise UserError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     return PRESETS[preset]().with_overrides(**overrides)

@@ -34,7 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dcgan import latent
-from keras_dcgan.paths import check_writable_folder, write_failure
+from keras_dcgan.errors import UserError
+from keras_dcgan.paths import check_writable_folder, ensure_folder, write_failure
 
 DEFAULT_MODEL_NAME = "dcgan"
 DEFAULT_MAX_BATCH = 1024
@@ -61,9 +62,9 @@ def _to_uint8(images: tf.Tensor) -> tf.Tensor:
 class _Endpoints:
     """The signature functions over one generator (graph code, traced at export)."""
 
-    def __init__(self, generator, z_prior: str, max_batch: int):
+    def __init__(self, generator, z_dim: int, z_prior: str, max_batch: int):
         self.generator = generator
-        self.z_dim = generator.z_dim
+        self.z_dim = z_dim
         self.z_prior = z_prior
         self.max_batch = max_batch
 
@@ -143,25 +144,47 @@ def export_generator(
     Returns:
         The path of the new version folder.
     """
-    if hasattr(generator, "generator"):  # a DCGAN
-        z_prior = generator.z_prior
-        generator = generator.generator
-    if z_prior not in latent.PRIORS:
-        raise ValueError(f"Unknown z_prior {z_prior!r}; use one of {latent.PRIORS}.")
-    if not isinstance(max_batch, int) or max_batch < 1:
-        raise ValueError(f"max_batch must be a positive integer; got {max_batch!r}.")
     export_base = os.fspath(export_base)
     check_writable_folder(export_base, "The export base (--export_base)")
     existing = versions(export_base)
     if version is None:
         version = existing[-1] + 1 if existing else 1
     if not isinstance(version, int) or version < 1:
-        raise ValueError(f"version must be a positive integer; got {version!r}.")
-    final = os.path.join(export_base, str(version))
-    if os.path.exists(final):
-        raise ValueError(f"{final} already exists; export a new version instead.")
+        raise UserError(f"version must be a positive integer; got {version!r}.")
+    return write_saved_model(
+        generator, os.path.join(export_base, str(version)), z_prior=z_prior,
+        max_batch=max_batch, model_name=model_name, warmup=warmup,
+    )  # fmt: skip
 
-    endpoints = _Endpoints(generator, z_prior, max_batch)
+
+def write_saved_model(
+    generator,
+    path: str,
+    *,
+    z_prior: str = "uniform",
+    max_batch: int = DEFAULT_MAX_BATCH,
+    model_name: str = DEFAULT_MODEL_NAME,
+    warmup: bool = True,
+) -> str:
+    """Writes the serving SavedModel of `generator` (or a DCGAN) at `path`, which must not exist:
+    the folder of one version, e.g. `exports/dcgan/3` (see `export_generator`)."""
+    if hasattr(generator, "generator"):  # a DCGAN
+        z_prior, z_dim = generator.z_prior, generator.z_dim
+        generator = generator.generator
+    else:
+        from keras_dcgan.models.dcgan import generator_z_dim
+
+        z_dim = generator_z_dim(generator)
+    if z_prior not in latent.PRIORS:
+        raise UserError(f"Unknown z_prior {z_prior!r}; use one of {latent.PRIORS}.")
+    if not isinstance(max_batch, int) or max_batch < 1:
+        raise UserError(f"max_batch must be a positive integer; got {max_batch!r}.")
+    path = os.fspath(path)
+    if os.path.exists(path):
+        raise UserError(f"{path} already exists; export a new version instead.")
+    parent = ensure_folder(os.path.dirname(os.path.abspath(path)), "The export folder")
+
+    endpoints = _Endpoints(generator, z_dim, z_prior, max_batch)
     archive = keras.export.ExportArchive()
     archive.track(generator)
     signatures = endpoints.input_signatures()
@@ -169,19 +192,19 @@ def export_generator(
         archive.add_endpoint(name, getattr(endpoints, name), input_signature=signatures[name])
     # A dot-folder next to the final one: TF Serving ignores non-numeric names, and the rename
     # below is atomic on one file system.
-    tmp = os.path.join(export_base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    tmp = os.path.join(parent, f".tmp-{os.path.basename(path)}-{uuid.uuid4().hex[:8]}")
     try:
         archive.write_out(tmp, verbose=False)
         if warmup:
-            _write_warmup(os.path.join(tmp, WARMUP_FILE), endpoints.z_dim, model_name)
-        os.rename(tmp, final)
+            _write_warmup(os.path.join(tmp, WARMUP_FILE), z_dim, model_name)
+        os.rename(tmp, path)
     except (OSError, tf.errors.OpError) as e:  # a full disk, a folder gone read-only
         shutil.rmtree(tmp, ignore_errors=True)
-        raise write_failure(final, e, f"version {version} to {export_base}") from None
+        raise write_failure(path, e, f"the SavedModel to {path}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
+    return path
 
 
 def warmup_requests(z_dim: int, model_name: str = DEFAULT_MODEL_NAME) -> list:

@@ -12,6 +12,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from keras_dcgan.errors import UserError
+
 
 def to_uint8(images) -> np.ndarray:
     """float [-1, 1] -> uint8 [0, 255] (values outside [-1, 1] are clipped)."""
@@ -31,7 +33,7 @@ def make_grid(images, columns: int | None = None, padding: int = 2) -> np.ndarra
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[0] == 0:
-        raise ValueError(f"make_grid expects a non-empty NHWC batch; got shape {images.shape}.")
+        raise UserError(f"make_grid expects a non-empty NHWC batch; got shape {images.shape}.")
     if images.dtype != np.uint8:
         images = to_uint8(images)
     n, h, w, c = images.shape

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from keras_dcgan.errors import UserError
+
 PRIORS = ("uniform", "normal")
 
 
 def _check_prior(prior: str) -> None:
     if prior not in PRIORS:
-        raise ValueError(f"Unknown latent prior {prior!r}; use one of {PRIORS}.")
+        raise UserError(f"Unknown latent prior {prior!r}; use one of {PRIORS}.")
 
 
 def stateless_prior(shape, seed, prior: str = "uniform") -> tf.Tensor:

@@ -1,9 +1,10 @@
 """Output paths the user names (`--model_dir`, `--output`, `--export_base`): checked before
 anything is written, and write failures turned into one line that names the path and the cause.
 
-`PathError` derives from both `OSError` and `ValueError`: it is a user's mistake or the state of
-the machine (a file where a folder belongs, a read-only place, a full disk), never a bug, so the
-command line prints it as one line, and callers that catch either class keep working.
+`PathError` is a `keras_dcgan.errors.UserError` (a ValueError) and an `OSError`: it is a user's
+mistake or the state of the machine (a file where a folder belongs, a read-only place, a full
+disk), never a bug, so the command line prints it as one line, and callers that catch either
+class keep working.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import errno
 import os
 
+from keras_dcgan.errors import UserError
 
-class PathError(OSError, ValueError):
+
+class PathError(UserError, OSError):
     """A path that cannot be used for what it was given for; the message names it and why."""
 
     def __init__(self, message: str):

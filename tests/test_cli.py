@@ -141,6 +141,80 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path, args, message):
     assert out.returncode != 0
     lines = [line for line in out.stderr.splitlines() if message in line]
     assert lines, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "command,flags",
+    [
+        ("train", ["--preset", "--learning_rate", "--sync_batch_norm", "--small_images"]),
+        ("sample", ["--seeds", "--server"]),
+        ("dedup", ["--max_hamming", "--data_dir"]),
+        ("eval", ["--metrics", "--inception_weights"]),
+        ("export", ["--export_base"]),
+        ("serve", ["--rest_api_port"]),
+        ("interpolate", ["--method"]),
+        ("arithmetic", ["--num_neighbours"]),
+        ("classify", ["--protocol"]),
+        ("visualize", ["--features"]),
+        ("ablate", ["--boxes"]),
+    ],
+)
+def test_command_help_lists_the_commands_own_flags(command, flags):
+    out = dcgan(command, "--help")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(f"usage: dcgan {command}")
+    for flag in flags:
+        assert f"  {flag}:" in out.stdout or f"  --[no]{flag[2:]}:" in out.stdout, flag
+    assert "--helpfull" in out.stdout and "--log_dir" not in out.stdout  # not absl's own flags
+
+
+def test_every_config_field_is_a_train_flag_that_reaches_the_config(tmp_path):
+    import dataclasses
+    import json
+
+    from keras_dcgan import config as config_lib
+
+    out = subprocess.run(
+        [sys.executable, "-c", "import json, keras_dcgan.cli.train as t; "
+         "print(json.dumps(sorted(t._CONFIG_FLAGS)))"],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    fields = {
+        f.name
+        for cls in (config_lib.ModelConfig, config_lib.TrainConfig, config_lib.DataConfig)
+        for f in dataclasses.fields(cls)
+    }
+    assert set(json.loads(out.stdout)) == fields
+    model_dir = str(tmp_path / "run")
+    out = dcgan("train", "--preset=tiny", "--steps=1", "--learning_rate=1e-4", "--beta_1=0.9",
+                "--z_dim=8", "--nobatch_norm", "--small_images=skip", "--eval_every_epochs=2",
+                f"--model_dir={model_dir}")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    saved = json.load(open(os.path.join(model_dir, "config.json")))
+    assert saved["train"]["learning_rate"] == 1e-4 and saved["train"]["beta_1"] == 0.9
+    assert saved["model"]["z_dim"] == 8 and saved["model"]["batch_norm"] is False
+    assert saved["data"]["small_images"] == "skip" and saved["train"]["eval_every_epochs"] == 2
+    assert saved["model"]["base_width"] == 8  # unset flags keep the preset's value
+
+
+def test_a_bug_keeps_its_traceback_and_a_user_error_is_one_line(tmp_path):
+    script = (
+        "import sys, keras_dcgan.training as t\n"
+        "def boom(*a, **k): raise KeyError('internal')\n"
+        "t.train = boom\n"
+        "from keras_dcgan.cli.main import run\n"
+        "run(['dcgan', 'train', '--preset=tiny', '--model_dir=' + sys.argv[1]])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "run")],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)  # fmt: skip
+    assert out.returncode == 1
+    assert "Traceback" in out.stderr and "KeyError: 'internal'" in out.stderr
+    out = dcgan("sample", "--num=0")
+    assert out.returncode == 1
+    assert out.stderr.strip() == "dcgan sample: error: --num must be positive; got 0."  # no TF
+    out = dcgan("sample", "stray")
+    assert out.returncode == 1 and "unexpected arguments ['stray']" in out.stderr
 
 
 def test_help_lists_commands_without_loading_tensorflow():
@@ -151,7 +225,8 @@ def test_help_lists_commands_without_loading_tensorflow():
             sys.executable,
             "-c",
             # Building and validating a config (the package docstring's promise) needs no TF.
-            "import sys, keras_dcgan.cli.train; from keras_dcgan.config import get_config; "
+            "import sys, keras_dcgan.cli.train; from keras_dcgan.cli.main import command_help; "
+            "from keras_dcgan.config import get_config; command_help('train'); "
             "get_config('paper64', r1_gamma=0.5); print('tensorflow' in sys.modules)",
         ],
         capture_output=True,

@@ -146,7 +146,9 @@ def test_compile_defaults_to_the_papers_adam_and_rejects_keras_losses():
         assert float(opt.learning_rate) == pytest.approx(2e-4)
         assert float(opt.beta_1) == pytest.approx(0.5)
     assert gan.g_optimizer is not gan.d_optimizer
-    assert gan.optimizer is None  # no stray RMSprop
+    # model.optimizer is the pair (what Keras' callbacks use), not a stray default RMSprop
+    assert gan.optimizer.optimizers == [gan.g_optimizer, gan.d_optimizer]
+    assert not any(isinstance(v, keras.optimizers.RMSprop) for v in vars(gan).values())
     with pytest.raises(ValueError, match="takes g_optimizer and d_optimizer"):
         gan.compile(optimizer="adam")
 
@@ -187,3 +189,77 @@ def test_keras_save_load_restores_weights_optimizers_and_noise(tmp_path):
     loaded.fit(ds, epochs=1, verbose=0)
     for a, b in zip(gan.generator.get_weights(), loaded.generator.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _sequential_networks(z_dim=12, with_input=True, d_units=1):
+    layers = keras.layers
+    g = keras.Sequential(
+        ([keras.Input((z_dim,))] if with_input else [])
+        + [
+            layers.Dense(4 * 4 * 16),
+            layers.Reshape((4, 4, 16)),
+            layers.ReLU(),
+            layers.Conv2DTranspose(8, 4, strides=2, padding="same"),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh"),
+        ],
+        name="my_g",
+    )
+    d = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            layers.Conv2D(8, 4, strides=2, padding="same"),
+            layers.LeakyReLU(0.2),
+            layers.Flatten(),
+            layers.Dense(d_units),
+        ],
+        name="my_d",
+    )
+    return g, d
+
+
+def test_any_keras_models_mapping_z_to_images_and_images_to_logits_train(tmp_path):
+    g, d = _sequential_networks()
+    gan = DCGAN(g, d, seed=0)
+    assert (gan.z_dim, gan.image_shape) == (12, (16, 16, 3))
+    gan.compile()
+    before = variable_values(gan)
+    history = gan.fit(batches(random_images(16, size=16), 8), epochs=1, verbose=0)
+    assert np.isfinite(history.history["g_loss"]).all()
+    assert any(np.any(a != b) for a, b in zip(before, variable_values(gan), strict=True))
+    samples = gan.sample(seeds=[1, 2])
+    assert samples.shape == (2, 16, 16, 3)
+    gan.save(str(tmp_path / "mine.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "mine.keras"))
+    np.testing.assert_allclose(loaded.sample(seeds=[1, 2]), samples, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "networks,message",
+    [
+        (dict(with_input=False), r"latent size.*keras.Input\(\(z_dim,\)\)"),
+        (dict(d_units=10), r"shape \(None, 10\), not one logit per image \[N, 1\]"),
+    ],
+    ids=["generator_without_input", "discriminator_with_10_outputs"],
+)
+def test_networks_of_the_wrong_form_are_refused_saying_what_is_required(networks, message):
+    with pytest.raises(ValueError, match=message):
+        DCGAN(*_sequential_networks(**networks))
+
+
+def test_dcgan_export_writes_the_serving_saved_model(tmp_path):
+    from keras_dcgan import images as image_utils
+
+    gan = tiny_gan(seed=2)
+    path = gan.export(str(tmp_path / "dcgan" / "1"))
+    served = tf.saved_model.load(path).signatures["from_seeds"](seeds=tf.constant([4, 9], tf.int64))
+    expected = image_utils.to_uint8(gan.sample(seeds=[4, 9]).numpy())
+    np.testing.assert_array_equal(served["images"].numpy(), expected)
+    assert sorted(tf.saved_model.load(path).signatures) == [
+        "from_seeds", "interpolate", "serving_default"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="already exists"):
+        gan.export(path)
+    with pytest.raises(ValueError, match="format='tf_saved_model'"):
+        gan.export(str(tmp_path / "x"), format="onnx")

@@ -45,7 +45,7 @@ def test_lerp_gives_the_serving_interpolate_signatures_latents(gan):
     z0, z1 = points(2)
     t = np.linspace(0, 1, 10, dtype=np.float32)
     z_start, z_end = (tf.constant(np.repeat(z[None], 10, 0)) for z in (z0, z1))
-    endpoints = _Endpoints(gan.generator, "uniform", 64)
+    endpoints = _Endpoints(gan.generator, gan.z_dim, "uniform", 64)
     served = endpoints.interpolate(z_start, z_end, tf.constant(t))["z"].numpy()
     ours = lw.lerp(z0, z1, t)
     assert ours.shape == (10, Z_DIM) and ours.dtype == np.float32

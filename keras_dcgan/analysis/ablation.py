@@ -57,6 +57,7 @@ import tensorflow as tf
 
 from keras_dcgan import latent
 from keras_dcgan.analysis.latent_walks import check_seeds
+from keras_dcgan.errors import UserError
 
 SAMPLE_KEYS = {"seed", "boxes"}
 TOP_KEYS = {"image_size", "model", "samples"}
@@ -158,61 +159,61 @@ def parse_boxes(data, image_size: int | None = None, source: str = "the box file
     `image_size`, when given, is the model's: the file's must equal it. Every problem is a
     ValueError that names the entry and the rule it breaks."""
     if not isinstance(data, dict):
-        raise ValueError(f"{source}: expected a JSON object at the top; got {type(data).__name__}.")
+        raise UserError(f"{source}: expected a JSON object at the top; got {type(data).__name__}.")
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
-        raise ValueError(f"{source}: unknown keys {unknown}; allowed: {sorted(TOP_KEYS)}.")
+        raise UserError(f"{source}: unknown keys {unknown}; allowed: {sorted(TOP_KEYS)}.")
     for key in ("image_size", "samples"):
         if key not in data:
-            raise ValueError(f"{source}: missing key {key!r}.")
+            raise UserError(f"{source}: missing key {key!r}.")
     size = data["image_size"]
     if not _is_int(size) or size < 1:
-        raise ValueError(f"{source}: image_size must be a positive integer; got {size!r}.")
+        raise UserError(f"{source}: image_size must be a positive integer; got {size!r}.")
     if image_size is not None and size != image_size:
-        raise ValueError(
+        raise UserError(
             f"{source}: the boxes were drawn on {size} px images but the model makes "
             f"{image_size} px images."
         )
     model = data.get("model")
     if model is not None and not isinstance(model, str):
-        raise ValueError(f"{source}: model must be a string; got {model!r}.")
+        raise UserError(f"{source}: model must be a string; got {model!r}.")
     samples = data["samples"]
     if not isinstance(samples, list) or not samples:
-        raise ValueError(f"{source}: samples must be a non-empty list; got {samples!r}.")
+        raise UserError(f"{source}: samples must be a non-empty list; got {samples!r}.")
     seeds, all_boxes, seen = [], [], {}
     for i, sample in enumerate(samples):
         where = f"{source}: {_where(i)}"
         if not isinstance(sample, dict):
-            raise ValueError(f"{where} must be an object with seed and boxes; got {sample!r}.")
+            raise UserError(f"{where} must be an object with seed and boxes; got {sample!r}.")
         missing = sorted(SAMPLE_KEYS - set(sample))
         if missing:
-            raise ValueError(f"{where}: missing key {missing[0]!r}.")
+            raise UserError(f"{where}: missing key {missing[0]!r}.")
         unknown = sorted(set(sample) - SAMPLE_KEYS)
         if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown}; allowed: {sorted(SAMPLE_KEYS)}.")
+            raise UserError(f"{where}: unknown keys {unknown}; allowed: {sorted(SAMPLE_KEYS)}.")
         seed = sample["seed"]
         if not _is_int(seed) or not INT64[0] <= int(seed) <= INT64[1]:
-            raise ValueError(f"{where}: seed must be an integer (int64); got {seed!r}.")
+            raise UserError(f"{where}: seed must be an integer (int64); got {seed!r}.")
         if int(seed) in seen:
-            raise ValueError(
+            raise UserError(
                 f"{where}: seed {seed} is already annotated in {_where(seen[int(seed)])}."
             )
         seen[int(seed)] = i
         boxes = sample["boxes"]
         if not isinstance(boxes, list):
-            raise ValueError(f"{where}: boxes must be a list of [x0, y0, x1, y1]; got {boxes!r}.")
+            raise UserError(f"{where}: boxes must be a list of [x0, y0, x1, y1]; got {boxes!r}.")
         for j, box in enumerate(boxes):
             at = f"{where}.boxes[{j}]"
             if not isinstance(box, list) or len(box) != 4 or not all(map(_is_number, box)):
-                raise ValueError(f"{at} must be 4 finite numbers [x0, y0, x1, y1]; got {box!r}.")
+                raise UserError(f"{at} must be 4 finite numbers [x0, y0, x1, y1]; got {box!r}.")
             x0, y0, x1, y1 = box
             if not (x1 > x0 and y1 > y0):
-                raise ValueError(
+                raise UserError(
                     f"{at} = {box} is empty or inverted: need x1 > x0 and y1 > y0 "
                     "([x0, y0, x1, y1], x1 and y1 excluded)."
                 )
             if x0 < 0 or y0 < 0 or x1 > size or y1 > size:
-                raise ValueError(
+                raise UserError(
                     f"{at} = {box} is outside the {size}x{size} image: need 0 <= x0 < x1 <= "
                     f"{size} and 0 <= y0 < y1 <= {size}."
                 )
@@ -230,14 +231,14 @@ def load_boxes(path, image_size: int | None = None) -> BoxSet:
     except FileNotFoundError:
         raise FileNotFoundError(f"Box file {path} does not exist.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON: {e}.") from None
+        raise UserError(f"{path} is not valid JSON: {e}.") from None
     return parse_boxes(data, image_size, source=path)
 
 
 def boxes_to_mask(boxes, image_size: int, layer_size: int) -> np.ndarray:
     """bool [layer_size, layer_size]: the layer positions inside any of `boxes` (module doc)."""
     if image_size % layer_size:
-        raise ValueError(f"layer side {layer_size} does not divide the image side {image_size}.")
+        raise UserError(f"layer side {layer_size} does not divide the image side {image_size}.")
     f = image_size / layer_size
     centres = (np.arange(layer_size) + 0.5) * f
     mask = np.zeros((layer_size, layer_size), bool)
@@ -257,7 +258,7 @@ def boxes_to_mask(boxes, image_size: int, layer_size: int) -> np.ndarray:
 def _generator(gan):
     generator = getattr(gan, "generator", None)
     if generator is None or not hasattr(generator, "blocks"):
-        raise ValueError(f"Expected a DCGAN (with a generator); got {type(gan).__name__}.")
+        raise UserError(f"Expected a DCGAN (with a generator); got {type(gan).__name__}.")
     return generator
 
 
@@ -273,14 +274,14 @@ def check_channels(channels, num_channels: int) -> np.ndarray:
     channels = list(channels)
     for c in channels:
         if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
-            raise ValueError(f"channel indices must be integers; got {c!r}.")
+            raise UserError(f"channel indices must be integers; got {c!r}.")
         if not 0 <= c < num_channels:
-            raise ValueError(
+            raise UserError(
                 f"channel {c} is out of range: the layer has {num_channels} feature maps "
                 f"(0..{num_channels - 1})."
             )
     if len(set(int(c) for c in channels)) != len(channels):
-        raise ValueError(f"channel indices repeat: {channels}.")
+        raise UserError(f"channel indices repeat: {channels}.")
     return np.asarray(sorted(int(c) for c in channels), np.int64)
 
 
@@ -325,7 +326,7 @@ def _run(gan, seeds, channels, batch_size, images):
     num_channels = layer_shape(gan)[-1]
     channels = check_channels(channels, num_channels)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be positive; got {batch_size}.")
+        raise UserError(f"batch_size must be positive; got {batch_size}.")
     out = []
     for start in range(0, len(seeds), batch_size):
         z = latent.latents_from_seeds(seeds[start : start + batch_size], gan.z_dim, gan.z_prior)
@@ -342,7 +343,7 @@ def training_positions(gan, boxes: BoxSet, negatives_per_positive: float | None 
     position; a number samples that many negatives per positive (without replacement, seeded)."""
     side, _, num_channels = layer_shape(gan)
     if boxes.image_size != _generator(gan).image_size:
-        raise ValueError(
+        raise UserError(
             f"The boxes were drawn on {boxes.image_size} px images; the model makes "
             f"{_generator(gan).image_size} px images."
         )
@@ -351,12 +352,12 @@ def training_positions(gan, boxes: BoxSet, negatives_per_positive: float | None 
     positives = features[masks]
     negatives = features[~masks]
     if len(positives) == 0:
-        raise ValueError("The box file has no box: nothing to learn the object from.")
+        raise UserError("The box file has no box: nothing to learn the object from.")
     if len(negatives) == 0:
-        raise ValueError("The boxes cover every position of every sample: no negatives.")
+        raise UserError("The boxes cover every position of every sample: no negatives.")
     if negatives_per_positive is not None:
         if not negatives_per_positive > 0:
-            raise ValueError(
+            raise UserError(
                 f"negatives_per_positive must be positive; got {negatives_per_positive}."
             )
         count = min(len(negatives), max(1, round(negatives_per_positive * len(positives))))
@@ -394,7 +395,7 @@ def fit_object_channels(
     from sklearn.preprocessing import StandardScaler
 
     if not C > 0:
-        raise ValueError(f"C must be positive; got {C}.")
+        raise UserError(f"C must be positive; got {C}.")
     x, y = training_positions(gan, boxes, negatives_per_positive, seed)
     scaled = StandardScaler().fit_transform(x)
     model = LogisticRegression(
@@ -419,7 +420,7 @@ def forget_objects(gan, seeds, *, boxes: BoxSet | None = None, channels=None,
     Give `boxes` (the channels are fit with `fit_object_channels(gan, boxes, **fit_kwargs)`) or
     `channels` (dropped as given)."""
     if (boxes is None) == (channels is None):
-        raise ValueError("Give either boxes (to fit the channels) or channels, not both.")
+        raise UserError("Give either boxes (to fit the channels) or channels, not both.")
     seeds = check_seeds(seeds)
     fit = None
     if boxes is not None:

@@ -53,6 +53,7 @@ from keras_dcgan.analysis.latent_walks import (
     resolve_model,
     seeds_to_latents,
 )
+from keras_dcgan.errors import UserError
 
 # The second word of the stateless seed of the neighbours' noise (latents use 0), so that seed 7's
 # noise is not seed 7's latent.
@@ -71,11 +72,11 @@ def load_latents(path, z_dim: int | None = None, what: str | None = None) -> np.
         raise FileNotFoundError(f"{what}: no such file.")
     with open(path, "rb") as f:
         if f.read(6) != b"\x93NUMPY":
-            raise ValueError(f"{what}: not a .npy file (save latents with numpy.save).")
+            raise UserError(f"{what}: not a .npy file (save latents with numpy.save).")
     try:
         z = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise ValueError(f"{what}: not a readable .npy array of numbers ({e}).") from None
+        raise UserError(f"{what}: not a readable .npy array of numbers ({e}).") from None
     if z.ndim == 1:
         z = z[None]
     return check_latents(z, what, z_dim=z_dim)
@@ -118,14 +119,14 @@ def concept_vector(z_exemplars) -> np.ndarray:
 def _vector(v, what: str, z_dim: int | None = None) -> np.ndarray:
     v = np.asarray(v)
     if v.ndim != 1:
-        raise ValueError(f"{what} must be one latent vector [z_dim]; got shape {v.shape}.")
+        raise UserError(f"{what} must be one latent vector [z_dim]; got shape {v.shape}.")
     return check_latents(v[None], what, z_dim=z_dim)[0]
 
 
 def linear_combination(vectors, weights) -> np.ndarray:
     """sum_i weights[i] * vectors[i] (float64 sum) for vectors of one z_dim: float32 [z_dim]."""
     if len(vectors) == 0 or len(vectors) != len(weights):
-        raise ValueError(
+        raise UserError(
             f"Give as many weights as vectors (at least one); got {len(vectors)} vectors and "
             f"{len(weights)} weights."
         )
@@ -133,7 +134,7 @@ def linear_combination(vectors, weights) -> np.ndarray:
     total = np.zeros(first.shape, np.float64)
     for i, (v, w) in enumerate(zip(vectors, weights, strict=True)):
         if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w):
-            raise ValueError(f"weight {i} must be a finite number; got {w!r}.")
+            raise UserError(f"weight {i} must be a finite number; got {w!r}.")
         total += float(w) * _vector(v, f"vector {i}", z_dim=first.shape[0])
     return total.astype(np.float32)
 
@@ -149,9 +150,9 @@ def combine(a, b, c) -> np.ndarray:
 
 def _check_scale(scale) -> float:
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
-        raise ValueError(f"noise scale must be a finite number; got {scale!r}.")
+        raise UserError(f"noise scale must be a finite number; got {scale!r}.")
     if scale < 0:
-        raise ValueError(f"noise scale must be >= 0; got {scale}.")
+        raise UserError(f"noise scale must be >= 0; got {scale}.")
     return float(scale)
 
 
@@ -165,7 +166,7 @@ def neighbours(z, num: int = 8, scale: float = 0.25, seed: int = 0) -> np.ndarra
 
     z = _vector(z, "z")
     if isinstance(num, bool) or not isinstance(num, numbers.Integral) or num < 0:
-        raise ValueError(f"num (the number of neighbours) must be an integer >= 0; got {num!r}.")
+        raise UserError(f"num (the number of neighbours) must be an integer >= 0; got {num!r}.")
     scale = _check_scale(scale)
     (seed,) = check_seeds([seed], "seed")
     unit = tf.random.stateless_uniform(
@@ -185,15 +186,15 @@ def turn_direction(left_z, right_z) -> np.ndarray:
 
 def _amounts(amounts) -> np.ndarray:
     if isinstance(amounts, (str, bytes)):
-        raise ValueError(f"amounts must be numbers, not a string; got {amounts!r}.")
+        raise UserError(f"amounts must be numbers, not a string; got {amounts!r}.")
     a = np.asarray(amounts)
     if a.ndim == 0:
         a = a[None]
     if a.ndim != 1 or a.size == 0 or not np.issubdtype(a.dtype, np.number):
-        raise ValueError(f"amounts must be a non-empty list of numbers; got {amounts!r}.")
+        raise UserError(f"amounts must be a non-empty list of numbers; got {amounts!r}.")
     a = a.astype(np.float64)
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"amounts must be finite; got {amounts!r}.")
+        raise UserError(f"amounts must be finite; got {amounts!r}.")
     return a
 
 
@@ -245,10 +246,10 @@ def arithmetic_grid(
     """
     _, z_dim, prior = resolve_model(model, prior)
     if isinstance(num_neighbours, bool) or not isinstance(num_neighbours, numbers.Integral):
-        raise ValueError(f"num_neighbours must be an integer; got {num_neighbours!r}.")
+        raise UserError(f"num_neighbours must be an integer; got {num_neighbours!r}.")
     side = math.isqrt(max(int(num_neighbours), 0) + 1)
     if num_neighbours < 0 or side * side != num_neighbours + 1 or side % 2 == 0:
-        raise ValueError(
+        raise UserError(
             f"num_neighbours must be 0, 8, 24, 48, ... (the result sits in the centre of a "
             f"square block); got {num_neighbours}."
         )

@@ -53,6 +53,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from keras_dcgan.errors import UserError
+
 GRID = 4  # the paper's 4 x 4 spatial grid
 DEFAULT_C_GRID = tuple(10.0**k for k in range(-5, 1))  # 1e-5 ... 1, log scale
 BYTES_PER_FIT_VALUE = 32  # measured peak: float32 features, float64 copy, liblinear nodes
@@ -103,7 +105,7 @@ def get_protocol(name: str, labels: int | str | None = None, val_size: int | Non
     """The named protocol with its defaults replaced by the values given (None keeps them);
     `labels="all"` means the whole training split."""
     if name not in PROTOCOLS:
-        raise ValueError(f"Unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}.")
+        raise UserError(f"Unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}.")
     protocol = PROTOCOLS[name]
     if isinstance(labels, str):
         if labels.strip().lower() == "all":
@@ -112,7 +114,7 @@ def get_protocol(name: str, labels: int | str | None = None, val_size: int | Non
             try:
                 labels = int(labels)
             except ValueError:
-                raise ValueError(
+                raise UserError(
                     f"labels must be a positive integer or 'all'; got {labels!r}."
                 ) from None
     changes = {}
@@ -135,16 +137,16 @@ def _is_int(value) -> bool:
 
 def _check_protocol(p: Protocol) -> None:
     if p.labels is not None and (not _is_int(p.labels) or p.labels < 1):
-        raise ValueError(f"labels must be a positive integer or 'all'; got {p.labels!r}.")
+        raise UserError(f"labels must be a positive integer or 'all'; got {p.labels!r}.")
     if p.labels is None and p.test_split is None:
-        raise ValueError(
+        raise UserError(
             f"Protocol {p.name!r} tests on the examples left after training and validation: "
             "give a number of labels, not 'all'."
         )
     if not _is_int(p.val_size) or p.val_size < 1:
-        raise ValueError(f"val_size must be a positive integer; got {p.val_size!r}.")
+        raise UserError(f"val_size must be a positive integer; got {p.val_size!r}.")
     if not _is_int(p.repeats) or p.repeats < 1:
-        raise ValueError(f"repeats must be a positive integer; got {p.repeats!r}.")
+        raise UserError(f"repeats must be a positive integer; got {p.repeats!r}.")
 
 
 # ------------------------------------------------------------------------------------ features
@@ -156,7 +158,7 @@ def feature_dim(model_config) -> int:
     if widths is None and hasattr(model_config, "model"):
         widths = model_config.model.d_widths
     if widths is None:
-        raise ValueError(f"Expected a ModelConfig, Config or Discriminator; got {model_config!r}.")
+        raise UserError(f"Expected a ModelConfig, Config or Discriminator; got {model_config!r}.")
     return GRID * GRID * int(sum(widths))
 
 
@@ -167,7 +169,7 @@ def pool_to_grid(feature_map, grid: int = GRID):
 
     height, width = feature_map.shape[1], feature_map.shape[2]
     if height != width or height % grid:
-        raise ValueError(
+        raise UserError(
             f"Cannot max-pool a {height}x{width} map to a {grid}x{grid} grid (needs a square "
             f"side that is a multiple of {grid})."
         )
@@ -178,7 +180,7 @@ def pool_to_grid(feature_map, grid: int = GRID):
 def _check_discriminator(discriminator) -> None:
     for attr in ("block_outputs", "image_size", "channels", "widths"):
         if not hasattr(discriminator, attr):
-            raise ValueError(
+            raise UserError(
                 f"Expected a keras_dcgan Discriminator (with {attr}); got {type(discriminator)}."
             )
     if not discriminator.built:
@@ -197,7 +199,7 @@ class FeatureExtractor:
     def __init__(self, discriminator, batch_size: int = 256):
         _check_discriminator(discriminator)
         if not _is_int(batch_size) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+            raise UserError(f"batch_size must be a positive integer; got {batch_size!r}.")
         self.discriminator = discriminator
         self.batch_size = int(batch_size)
         self.dim = feature_dim(discriminator)
@@ -226,13 +228,13 @@ class FeatureExtractor:
             images = np.asarray(images)
         size, channels = self.discriminator.image_size, self.discriminator.channels
         if len(images.shape) != 4 or tuple(images.shape[1:]) != (size, size, channels):
-            raise ValueError(
+            raise UserError(
                 f"images must be [N, {size}, {size}, {channels}] for this discriminator "
                 f"({size}px, {channels} channel(s)); got shape {tuple(images.shape)}."
             )
         dtype = np.dtype(getattr(images.dtype, "as_numpy_dtype", images.dtype))
         if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
-            raise ValueError(f"images must be float in [-1, 1] or uint8; got dtype {dtype}.")
+            raise UserError(f"images must be float in [-1, 1] or uint8; got dtype {dtype}.")
         n = int(images.shape[0])
         out = np.empty((n, self.dim), np.float32)  # one allocation, filled batch by batch
         for start in range(0, n, self.batch_size):
@@ -243,7 +245,7 @@ class FeatureExtractor:
                 batch = batch.astype(np.float32, copy=False)
                 low, high = float(batch.min()), float(batch.max())
                 if low < -1.001 or high > 1.001:
-                    raise ValueError(
+                    raise UserError(
                         f"Float images must be in [-1, 1] (the model's range); got values in "
                         f"[{low:.4g}, {high:.4g}]. Pass uint8 images for [0, 255]."
                     )
@@ -287,9 +289,9 @@ def _check_C_grid(C_grid) -> tuple[float, ...]:
     try:
         grid = tuple(float(c) for c in C_grid)
     except (TypeError, ValueError):
-        raise ValueError(f"C grid must be a list of positive numbers; got {C_grid!r}.") from None
+        raise UserError(f"C grid must be a list of positive numbers; got {C_grid!r}.") from None
     if not grid or not all(math.isfinite(c) and c > 0 for c in grid):
-        raise ValueError(f"C grid must be a non-empty list of positive numbers; got {C_grid!r}.")
+        raise UserError(f"C grid must be a non-empty list of positive numbers; got {C_grid!r}.")
     return tuple(sorted(set(grid)))
 
 
@@ -346,9 +348,9 @@ def fit_l2svm(
     grid = _check_C_grid(C_grid)
     train_y, val_y = np.asarray(train_y), np.asarray(val_y)
     if len(train_x) != len(train_y) or len(val_x) != len(val_y):
-        raise ValueError("Features and labels differ in length.")
+        raise UserError("Features and labels differ in length.")
     if len(np.unique(train_y)) < 2:
-        raise ValueError("The training examples must hold at least two classes.")
+        raise UserError("The training examples must hold at least two classes.")
     scaler = StandardScaler().fit(train_x)
     xt = _standardized_float64(scaler, train_x)  # LinearSVC would copy float32 every fit
     xv = scaler.transform(val_x)
@@ -406,24 +408,24 @@ def make_splits(pool_labels: np.ndarray, num_classes: int, protocol: Protocol,
     n = len(pool_labels)
     counts = np.bincount(pool_labels, minlength=num_classes)
     if len(counts) > num_classes:
-        raise ValueError(f"Labels beyond the {num_classes} classes: max {pool_labels.max()}.")
+        raise UserError(f"Labels beyond the {num_classes} classes: max {pool_labels.max()}.")
     labels, val_size = protocol.labels, protocol.val_size
     if labels is not None:
         if labels % num_classes:
-            raise ValueError(
+            raise UserError(
                 f"labels ({labels}) must be a multiple of the {num_classes} classes (the same "
                 "number of labelled examples of every class)."
             )
         per_class = labels // num_classes
         if per_class > counts.min():
-            raise ValueError(
+            raise UserError(
                 f"labels={labels} needs {per_class} examples of every class, but class "
                 f"{int(counts.argmin())} has only {int(counts.min())} in {protocol.dataset!r}."
             )
     used = (labels or 0) + val_size
     min_test = num_classes if protocol.test_split is None else 0
     if (labels is None and val_size >= n) or used + min_test > n:
-        raise ValueError(
+        raise UserError(
             f"{protocol.dataset!r} has {n} training examples: too few for labels={labels}, "
             f"val_size={val_size}" + (" and a test set" if min_test else "") + "."
         )
@@ -468,15 +470,15 @@ def load_protocol_data(
     source = TfdsSource(protocol.dataset, data_dir=data_dir, download=download)
     features = source.builder.info.features
     if "label" not in features or not hasattr(features["label"], "num_classes"):
-        raise ValueError(f"TFDS {protocol.dataset!r} has no class 'label' feature.")
+        raise UserError(f"TFDS {protocol.dataset!r} has no class 'label' feature.")
     if not source.builder.is_prepared():
         where = source.builder.data_dir
         if not download:
-            raise ValueError(f"TFDS {protocol.dataset!r} is not prepared under {where!r}.")
+            raise UserError(f"TFDS {protocol.dataset!r} is not prepared under {where!r}.")
         try:
             source.builder.download_and_prepare()
         except Exception as e:  # no network, a missing extra, a full disk ...
-            raise ValueError(
+            raise UserError(
                 f"TFDS {protocol.dataset!r} is not prepared under {where!r} and preparing it "
                 f"failed ({type(e).__name__}: {e}). Prepare it where the network is reachable "
                 f"(e.g. `tfds build {protocol.dataset} --data_dir=DIR`) and pass that data_dir."
@@ -494,7 +496,7 @@ def _tfds_arrays(source, split, image_size, channels):
     try:
         ds = source.builder.as_dataset(split=split, shuffle_files=False)
     except Exception as e:
-        raise ValueError(f"Cannot read TFDS {source.name!r} split {split!r}: {e}") from None
+        raise UserError(f"Cannot read TFDS {source.name!r} split {split!r}: {e}") from None
     ds = ds.map(
         lambda ex: (square_resize(ex["image"], image_size, channels), ex["label"]),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -505,7 +507,7 @@ def _tfds_arrays(source, split, image_size, channels):
         images.append(image)
         labels.append(label)
     if not images:
-        raise ValueError(f"TFDS {source.name!r} split {split!r} is empty.")
+        raise UserError(f"TFDS {source.name!r} split {split!r} is empty.")
     return np.concatenate(images), np.concatenate(labels).astype(np.int64)
 
 
@@ -549,7 +551,7 @@ def _memory_check(n_fit: int, dim: int, limit_bytes: int | None) -> None:
             return
     need = n_fit * dim * BYTES_PER_FIT_VALUE
     if need > limit_bytes:
-        raise ValueError(
+        raise UserError(
             f"The L2-SVM fit on {n_fit:,} x {dim:,} features needs about {need / 2**30:.1f} GiB "
             f"({BYTES_PER_FIT_VALUE} bytes per value: float32 features, their standardised float64 "
             f"copy and liblinear's 16-byte nodes), more than the {limit_bytes / 2**30:.1f} GiB "
@@ -602,7 +604,7 @@ def evaluate_features(
     streamed = [i for i in range(len(splits)) if i not in errors]
     if streamed:
         if data.test_images is None:
-            raise ValueError("Splits without test indices need the data's test images.")
+            raise UserError("Splits without test indices need the data's test images.")
         wrong = np.zeros(len(splits))
         for start in range(0, len(data.test_images), test_chunk):
             chunk = extract(data.test_images[start : start + test_chunk])
@@ -699,9 +701,9 @@ def compare_discriminators(
     _check_protocol(protocol)
     grid = _check_C_grid(C_grid)
     if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
+        raise UserError(f"seed must be a non-negative integer; got {seed!r}.")
     if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        raise UserError(f"batch_size must be a positive integer; got {batch_size!r}.")
     from keras_dcgan.models import random_discriminator
 
     d = discriminator
@@ -709,7 +711,7 @@ def compare_discriminators(
         data = load_protocol_data(protocol, d.image_size, d.channels, data_dir, download)
     image_shape = tuple(data.pool_images.shape[1:])
     if image_shape != (d.image_size, d.image_size, d.channels):
-        raise ValueError(
+        raise UserError(
             f"The protocol's images are {image_shape}; the discriminator takes "
             f"{(d.image_size, d.image_size, d.channels)}."
         )

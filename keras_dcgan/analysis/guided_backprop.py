@@ -43,6 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_dcgan.errors import UserError
 from keras_dcgan.images import to_model_range
 
 RULES = ("guided", "plain")
@@ -79,7 +80,7 @@ def _discriminator(model):
     """The discriminator of a `DCGAN` (or the network itself), checked for what we need."""
     network = getattr(model, "discriminator", model)
     if not hasattr(network, "blocks") or not hasattr(network, "image_size"):
-        raise ValueError(
+        raise UserError(
             f"Expected a Discriminator (or a DCGAN); got {type(model).__name__}, which has no "
             "convolution blocks."
         )
@@ -91,7 +92,7 @@ def _discriminator(model):
 def _layer_index(network, layer: int) -> int:
     n = len(network.blocks)
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
-        raise ValueError(f"layer must be a block index in [{-n}, {n - 1}]; got {layer!r}.")
+        raise UserError(f"layer must be a block index in [{-n}, {n - 1}]; got {layer!r}.")
     return int(layer) % n
 
 
@@ -110,25 +111,23 @@ def layer_info(discriminator, layer: int = -1) -> tuple[int, int, int]:
 def check_features(features, channels: int) -> np.ndarray:
     """`features` (an int k: channels 0..k-1, or a sequence of channel indices) as int [k]."""
     if isinstance(features, bool):
-        raise ValueError(f"features must be a count or a list of channel indices; got {features}.")
+        raise UserError(f"features must be a count or a list of channel indices; got {features}.")
     if isinstance(features, (int, np.integer)):
         if not 1 <= features <= channels:
-            raise ValueError(
+            raise UserError(
                 f"features must be between 1 and the layer's {channels} channels; got {features}."
             )
         return np.arange(int(features))
     if isinstance(features, (str, bytes)) or not isinstance(features, (Sequence, np.ndarray)):
-        raise ValueError(
-            f"features must be a count or a list of channel indices; got {features!r}."
-        )
+        raise UserError(f"features must be a count or a list of channel indices; got {features!r}.")
     indices = list(features)
     if not indices:
-        raise ValueError("features is empty: give at least one channel index.")
+        raise UserError("features is empty: give at least one channel index.")
     for f in indices:
         if isinstance(f, (bool, np.bool_)) or not isinstance(f, (int, np.integer)):
-            raise ValueError(f"feature indices must be integers; got {f!r}.")
+            raise UserError(f"feature indices must be integers; got {f!r}.")
         if not 0 <= f < channels:
-            raise ValueError(
+            raise UserError(
                 f"feature index {f} is out of range: the layer has {channels} channels "
                 f"(0..{channels - 1})."
             )
@@ -140,20 +139,20 @@ def check_images(images, network) -> np.ndarray:
     images = np.asarray(images)
     shape = (network.image_size, network.image_size, network.channels)
     if images.ndim != 4 or images.shape[0] == 0 or tuple(images.shape[1:]) != shape:
-        raise ValueError(
+        raise UserError(
             f"images must be a non-empty batch of shape [N, {shape[0]}, {shape[1]}, {shape[2]}] "
             f"(the discriminator's input); got shape {images.shape}."
         )
     if images.dtype == np.uint8:
         return to_model_range(images)
     if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"images must be float in [-1, 1] or uint8; got dtype {images.dtype}.")
+        raise UserError(f"images must be float in [-1, 1] or uint8; got dtype {images.dtype}.")
     images = images.astype(np.float32)
     if not np.all(np.isfinite(images)):
-        raise ValueError("images contain NaN or infinite values.")
+        raise UserError("images contain NaN or infinite values.")
     low, high = float(images.min()), float(images.max())
     if low < -1.001 or high > 1.001:
-        raise ValueError(
+        raise UserError(
             f"float images must be in [-1, 1] (the model's range); got values in "
             f"[{low:.3g}, {high:.3g}]. Convert uint8 with keras_dcgan.images.to_model_range."
         )
@@ -204,7 +203,7 @@ def _forward(network, images, layer: int, rule: str, pre_activation: bool = Fals
             if rule == "guided" and is_relu:
                 x = _guided(lay)(x)
             elif rule == "guided" and isinstance(lay, keras.layers.Activation):
-                raise ValueError(
+                raise UserError(
                     f"Guided backpropagation needs ReLU-like activations; {lay.name} is "
                     f"{keras.activations.serialize(lay.activation)!r}."
                 )
@@ -231,20 +230,20 @@ def gradients(discriminator, images, targets, *, layer: int = -1, rule: str = "g
     (a feature that never fires) the ReLU rule would give an all-zero picture.
     """
     if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}; got {rule!r}.")
+        raise UserError(f"rule must be one of {RULES}; got {rule!r}.")
     network = _discriminator(discriminator)
     layer = _layer_index(network, layer)
     images = check_images(images, network)
     targets = np.asarray(targets)
     if targets.shape != (len(images), 3) or not np.issubdtype(targets.dtype, np.integer):
-        raise ValueError(
+        raise UserError(
             f"targets must be integer rows (feature, row, column), one per image ({len(images)}); "
             f"got shape {targets.shape} of {targets.dtype}."
         )
     side = network.image_size // 2 ** (layer + 1)
     check_features(list(targets[:, 0]), _block_channels(network, layer))
     if targets[:, 1:].min() < 0 or targets[:, 1:].max() >= side:
-        raise ValueError(
+        raise UserError(
             f"target positions must be in [0, {side - 1}] (the layer is {side}x{side})."
         )
     x = tf.constant(images)
@@ -265,7 +264,7 @@ def layer_activations(discriminator, images, layer: int = -1, batch_size: int = 
     layer = _layer_index(network, layer)
     images = check_images(images, network)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be positive; got {batch_size}.")
+        raise UserError(f"batch_size must be positive; got {batch_size}.")
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = tf.constant(images[start : start + batch_size])
@@ -276,7 +275,7 @@ def layer_activations(discriminator, images, layer: int = -1, batch_size: int = 
 def normalize(grads, percentile: float = 100.0) -> np.ndarray:
     """Per image: gradient / percentile(|gradient|), clipped to [-1, 1] (all-zero stays zero)."""
     if not 0 < percentile <= 100:
-        raise ValueError(f"percentile must be in (0, 100]; got {percentile}.")
+        raise UserError(f"percentile must be in (0, 100]; got {percentile}.")
     grads = np.asarray(grads, np.float32)
     flat = np.abs(grads.reshape(len(grads), -1))
     scale = np.percentile(flat, percentile, axis=1)

@@ -42,6 +42,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_dcgan.errors import UserError
+
 METHODS = ("linear", "spherical")
 
 # Below this sine of the angle between two latents (or norm of one of them) the great circle
@@ -54,17 +56,17 @@ def check_seeds(seeds, what: str = "seeds") -> list[int]:
     """Returns `seeds` as a list of Python ints; ValueError unless it is a non-empty sequence of
     integers (bool and float are refused, even 3.0) that fit in int64."""
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (Sequence, np.ndarray)):
-        raise ValueError(f"{what} must be a sequence of integer seeds; got {seeds!r}.")
+        raise UserError(f"{what} must be a sequence of integer seeds; got {seeds!r}.")
     seeds = list(np.asarray(seeds).ravel()) if isinstance(seeds, np.ndarray) else list(seeds)
     if not seeds:
-        raise ValueError(f"{what} is empty: give at least one integer seed.")
+        raise UserError(f"{what} is empty: give at least one integer seed.")
     out = []
     for s in seeds:
         if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral):
-            raise ValueError(f"{what} must be integers; got {s!r} in {seeds!r}.")
+            raise UserError(f"{what} must be integers; got {s!r} in {seeds!r}.")
         s = int(s)
         if not -(2**63) <= s < 2**63:
-            raise ValueError(f"{what} must fit in int64; got {s}.")
+            raise UserError(f"{what} must fit in int64; got {s}.")
         out.append(s)
     return out
 
@@ -75,34 +77,34 @@ def check_latents(z, what: str = "latents", z_dim: int | None = None, min_rows: 
     try:
         z = np.asarray(z)
     except ValueError as e:  # ragged nested lists
-        raise ValueError(f"{what} must be a [N, z_dim] array: {e}") from None
+        raise UserError(f"{what} must be a [N, z_dim] array: {e}") from None
     if z.dtype == object or not (
         np.issubdtype(z.dtype, np.floating) or np.issubdtype(z.dtype, np.integer)
     ):
-        raise ValueError(f"{what} must hold real numbers; got dtype {z.dtype}.")
+        raise UserError(f"{what} must hold real numbers; got dtype {z.dtype}.")
     if z.ndim != 2:
-        raise ValueError(f"{what} must be a [N, z_dim] array; got shape {z.shape}.")
+        raise UserError(f"{what} must be a [N, z_dim] array; got shape {z.shape}.")
     if z.shape[0] < min_rows:
-        raise ValueError(f"{what} needs at least {min_rows} rows; got {z.shape[0]}.")
+        raise UserError(f"{what} needs at least {min_rows} rows; got {z.shape[0]}.")
     if z_dim is not None and z.shape[1] != z_dim:
-        raise ValueError(f"{what} has z_dim {z.shape[1]}, but the model's z_dim is {z_dim}.")
+        raise UserError(f"{what} has z_dim {z.shape[1]}, but the model's z_dim is {z_dim}.")
     z = z.astype(np.float32)
     if not np.all(np.isfinite(z)):
-        raise ValueError(f"{what} has non-finite values (NaN or inf).")
+        raise UserError(f"{what} has non-finite values (NaN or inf).")
     return z
 
 
 def _check_steps(steps) -> int:
     if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, numbers.Integral):
-        raise ValueError(f"steps must be an integer; got {steps!r}.")
+        raise UserError(f"steps must be an integer; got {steps!r}.")
     if steps < 2:
-        raise ValueError(f"steps must be at least 2 (both ends of a segment); got {steps}.")
+        raise UserError(f"steps must be at least 2 (both ends of a segment); got {steps}.")
     return int(steps)
 
 
 def _check_method(method: str) -> str:
     if method not in METHODS:
-        raise ValueError(f"Unknown interpolation method {method!r}; use one of {METHODS}.")
+        raise UserError(f"Unknown interpolation method {method!r}; use one of {METHODS}.")
     return method
 
 
@@ -110,13 +112,13 @@ def _pair(z0, z1, t):
     z0 = np.asarray(z0, np.float32)
     z1 = np.asarray(z1, np.float32)
     if z0.ndim == 0 or z0.shape != z1.shape:
-        raise ValueError(
+        raise UserError(
             f"z0 and z1 must be latents of the same shape [z_dim] or [N, z_dim]; got {z0.shape} "
             f"and {z1.shape}."
         )
     t = np.asarray(t, np.float32)
     if not (np.all(np.isfinite(z0)) and np.all(np.isfinite(z1)) and np.all(np.isfinite(t))):
-        raise ValueError("z0, z1 and t must be finite.")
+        raise UserError("z0, z1 and t must be finite.")
     return z0, z1, t
 
 
@@ -194,10 +196,10 @@ def resolve_model(model, prior: str | None = None):
 
     generator = model.generator if hasattr(model, "generator") else model
     if not hasattr(generator, "z_dim"):
-        raise ValueError(f"{type(model).__name__} is neither a DCGAN nor a Generator (no z_dim).")
+        raise UserError(f"{type(model).__name__} is neither a DCGAN nor a Generator (no z_dim).")
     prior = prior or getattr(model, "z_prior", None) or "uniform"
     if prior not in latent.PRIORS:
-        raise ValueError(f"Unknown latent prior {prior!r}; use one of {latent.PRIORS}.")
+        raise UserError(f"Unknown latent prior {prior!r}; use one of {latent.PRIORS}.")
     return generator, int(generator.z_dim), prior
 
 
@@ -217,7 +219,7 @@ def render(model, z, batch_size: int = 64) -> np.ndarray:
     generator, z_dim, _ = resolve_model(model)
     z = check_latents(z, "z", z_dim=z_dim)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be positive; got {batch_size}.")
+        raise UserError(f"batch_size must be positive; got {batch_size}.")
     parts = [
         np.asarray(generator(tf.constant(z[i : i + batch_size]), training=False), np.float32)
         for i in range(0, len(z), batch_size)
@@ -238,7 +240,7 @@ def random_paths(rows: int, points: int = 2, seed: int = 0) -> list[list[int]]:
     [0, 2**31)): the "series of random points" of Fig. 4."""
     for name, value, least in (("rows", rows, 1), ("points", points, 2)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-            raise ValueError(f"{name} must be an integer >= {least}; got {value!r}.")
+            raise UserError(f"{name} must be an integer >= {least}; got {value!r}.")
     (seed,) = check_seeds([seed], "seed")
     rng = np.random.default_rng(seed % 2**64)
     return rng.integers(0, 2**31, size=(rows, points)).tolist()
@@ -262,18 +264,18 @@ def walk_grid(
     steps = _check_steps(steps)
     _check_method(method)
     if isinstance(paths, (str, bytes)) or not isinstance(paths, (Sequence, np.ndarray)):
-        raise ValueError(f"paths must be a list of seed lists; got {paths!r}.")
+        raise UserError(f"paths must be a list of seed lists; got {paths!r}.")
     if len(paths) == 0:
-        raise ValueError("paths is empty: give at least one path of >= 2 seeds.")
+        raise UserError("paths is empty: give at least one path of >= 2 seeds.")
     if not any(isinstance(p, (Sequence, np.ndarray)) and not isinstance(p, str) for p in paths):
         paths = [paths]  # one flat path
     paths = [check_seeds(path, f"path {i}") for i, path in enumerate(paths)]
     rows = []
     for i, seeds in enumerate(paths):
         if len(seeds) < 2:
-            raise ValueError(f"path {i} has {len(seeds)} seed; a walk needs at least 2 points.")
+            raise UserError(f"path {i} has {len(seeds)} seed; a walk needs at least 2 points.")
         if len(seeds) != len(paths[0]):
-            raise ValueError(
+            raise UserError(
                 f"all paths must have the same number of points (path 0 has {len(paths[0])}, "
                 f"path {i} has {len(seeds)}): a grid is rectangular."
             )

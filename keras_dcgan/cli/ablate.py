@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import flags
 
 from keras_dcgan.cli import _flags
+from keras_dcgan.errors import UserError
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _BOXES = flags.DEFINE_string("boxes", None, "JSON file of object boxes drawn on samples.")
@@ -44,50 +44,44 @@ def _write_json(data, path):
     os.replace(tmp, path)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan ablate: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     import numpy as np
 
     from keras_dcgan import images
     from keras_dcgan.analysis import ablation
     from keras_dcgan.training import load_trained
 
-    try:
-        if (_BOXES.value is None) == (_CHANNELS.value is None):
-            raise ValueError("give --boxes (to fit the feature maps) or --channels, not both.")
-        seeds = _flags.seeds(_SEEDS.value, _NUM.value)
-        channels = None
-        if _CHANNELS.value is not None:
-            channels = _flags.int_list(_CHANNELS.value, "channels")
-            if not channels:
-                raise ValueError("--channels is empty.")
-        config, gan = load_trained(_MODEL_DIR.value)
-        boxes = None
-        if _BOXES.value is not None:
-            boxes = ablation.load_boxes(_BOXES.value, config.model.image_size)
-        fit_kwargs = {}
-        if boxes is not None:
-            fit_kwargs = dict(
-                threshold=_THRESHOLD.value, C=_C.value,
-                negatives_per_positive=_NEGATIVES.value,
-            )  # fmt: skip
-        result = ablation.forget_objects(gan, seeds, boxes=boxes, channels=channels, **fit_kwargs)
-        grid = np.concatenate([result.with_maps, result.without_maps])
-        path = images.save_grid(grid, _OUTPUT.value, columns=len(seeds))
-        if _SAVE_CHANNELS.value:
-            record = {"model_dir": _MODEL_DIR.value, "boxes": _BOXES.value}
-            if result.fit is not None:
-                record.update(result.fit.to_dict())
-            else:
-                record.update(
-                    layer_shape=list(ablation.layer_shape(gan)),
-                    channels=[int(c) for c in result.channels],
-                )
-            _write_json(record, _SAVE_CHANNELS.value)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan ablate: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    if (_BOXES.value is None) == (_CHANNELS.value is None):
+        raise UserError("give --boxes (to fit the feature maps) or --channels, not both.")
+    seeds = _flags.seeds(_SEEDS.value, _NUM.value)
+    channels = None
+    if _CHANNELS.value is not None:
+        channels = _flags.int_list(_CHANNELS.value, "channels")
+        if not channels:
+            raise UserError("--channels is empty.")
+    config, gan = load_trained(_MODEL_DIR.value)
+    boxes = None
+    if _BOXES.value is not None:
+        boxes = ablation.load_boxes(_BOXES.value, config.model.image_size)
+    fit_kwargs = {}
+    if boxes is not None:
+        fit_kwargs = dict(
+            threshold=_THRESHOLD.value, C=_C.value,
+            negatives_per_positive=_NEGATIVES.value,
+        )  # fmt: skip
+    result = ablation.forget_objects(gan, seeds, boxes=boxes, channels=channels, **fit_kwargs)
+    grid = np.concatenate([result.with_maps, result.without_maps])
+    path = images.save_grid(grid, _OUTPUT.value, columns=len(seeds))
+    if _SAVE_CHANNELS.value:
+        record = {"model_dir": _MODEL_DIR.value, "boxes": _BOXES.value}
+        if result.fit is not None:
+            record.update(result.fit.to_dict())
+        else:
+            record.update(
+                layer_shape=list(ablation.layer_shape(gan)),
+                channels=[int(c) for c in result.channels],
+            )
+        _write_json(record, _SAVE_CHANNELS.value)
     side, _, num_channels = ablation.layer_shape(gan)
     if result.fit is not None:
         fit = result.fit

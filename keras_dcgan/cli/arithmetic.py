@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 
 from absl import flags
+
+from keras_dcgan.errors import UserError
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _A = flags.DEFINE_string("a", None, "Exemplars of concept a: seeds (1,2,3) or a .npy file.")
@@ -59,16 +60,16 @@ _BATCH = flags.DEFINE_integer("batch_size", 64, "Images rendered per generator c
 def parse_exemplars(value: str | None, flag: str):
     """A flag's exemplars: a .npy path (str), or a list of int seeds; ValueError otherwise."""
     if value is None or not value.strip():
-        raise ValueError(f"{flag} is empty: give integer seeds (e.g. {flag}=1,2,3) or a .npy file.")
+        raise UserError(f"{flag} is empty: give integer seeds (e.g. {flag}=1,2,3) or a .npy file.")
     value = value.strip()
     if value.endswith(".npy") or os.path.isfile(value):
         if not os.path.isfile(value):
-            raise ValueError(f"{flag}: no such file {value!r}.")
+            raise UserError(f"{flag}: no such file {value!r}.")
         return value
     try:
         return [int(p) for p in value.split(",")]
     except ValueError:
-        raise ValueError(
+        raise UserError(
             f"{flag} must be integer seeds separated by commas or a .npy file; got {value!r}."
         ) from None
 
@@ -91,12 +92,12 @@ def parse_amounts(value: str) -> list[float]:
         else:
             amounts = [float(p) for p in text.split(",")]
     except ValueError:
-        raise ValueError(
+        raise UserError(
             f"--amounts must be start:stop:count (count >= 1) or numbers separated by commas, "
             f"e.g. -1:1:9 or 0,0.5,1; got {value!r}."
         ) from None
     if not all(math.isfinite(a) for a in amounts):
-        raise ValueError(f"--amounts must be finite; got {value!r}.")
+        raise UserError(f"--amounts must be finite; got {value!r}.")
     return amounts
 
 
@@ -104,79 +105,71 @@ def mode_from_flags() -> tuple[str, dict]:
     """("arithmetic", {a, b, c}) or ("turn", {left, right, start, amounts}), checked before any
     model is loaded."""
     if _BATCH.value < 1:
-        raise ValueError(f"--batch_size must be positive; got {_BATCH.value}.")
+        raise UserError(f"--batch_size must be positive; got {_BATCH.value}.")
     vector = {"a": _A.value, "b": _B.value, "c": _C.value}
     turn = {"left": _LEFT.value, "right": _RIGHT.value, "start": _START.value}
     given_vector = [k for k, v in vector.items() if v is not None]
     given_turn = [k for k, v in turn.items() if v is not None]
     if given_vector and given_turn:
-        raise ValueError(
+        raise UserError(
             "give --a/--b/--c (vector arithmetic) or --left/--right/--start (turn), not both."
         )
     if not given_vector and not given_turn:
-        raise ValueError(
+        raise UserError(
             "nothing to do: give --a, --b and --c (vector arithmetic) or --left, --right and "
             "--start (turn)."
         )
     if given_vector:
         missing = [f"--{k}" for k in vector if k not in given_vector]
         if missing:
-            raise ValueError(f"vector arithmetic needs --a, --b and --c; missing {missing}.")
+            raise UserError(f"vector arithmetic needs --a, --b and --c; missing {missing}.")
         n = _NUM_NEIGHBOURS.value
         side = math.isqrt(max(n, 0) + 1)
         if n < 0 or side * side != n + 1 or side % 2 == 0:
-            raise ValueError(
+            raise UserError(
                 f"--num_neighbours must be 0, 8, 24, 48, ... (the result sits in the centre of "
                 f"a square block); got {n}."
             )
         if not math.isfinite(_NOISE_SCALE.value) or _NOISE_SCALE.value < 0:
-            raise ValueError(f"--noise_scale must be >= 0; got {_NOISE_SCALE.value}.")
+            raise UserError(f"--noise_scale must be >= 0; got {_NOISE_SCALE.value}.")
         return "arithmetic", {k: parse_exemplars(v, f"--{k}") for k, v in vector.items()}
     missing = [f"--{k}" for k in turn if k not in given_turn]
     if missing:
-        raise ValueError(f"a turn needs --left, --right and --start; missing {missing}.")
+        raise UserError(f"a turn needs --left, --right and --start; missing {missing}.")
     specs = {k: parse_exemplars(v, f"--{k}") for k, v in turn.items()}
     return "turn", {**specs, "amounts": parse_amounts(_AMOUNTS.value)}
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan arithmetic: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan import images
     from keras_dcgan.analysis import arithmetic
 
-    try:
-        mode, specs = mode_from_flags()
-        from keras_dcgan.training import load_trained
+    mode, specs = mode_from_flags()
+    from keras_dcgan.training import load_trained
 
-        _, gan = load_trained(_MODEL_DIR.value)
-        if mode == "arithmetic":
-            grid = arithmetic.arithmetic_grid(
-                gan, specs["a"], specs["b"], specs["c"], num_neighbours=_NUM_NEIGHBOURS.value,
-                noise_scale=_NOISE_SCALE.value, seed=_SEED.value, batch_size=_BATCH.value,
-            )  # fmt: skip
-            latents = [grid.result[None], grid.neighbours]
-            summary = (
-                f"mean(a) - mean(b) + mean(c) and {_NUM_NEIGHBOURS.value} neighbours "
-                f"(noise scale {_NOISE_SCALE.value})"
-            )
-        else:
-            grid = arithmetic.turn_grid(
-                gan, specs["left"], specs["right"], specs["start"], specs["amounts"],
-                batch_size=_BATCH.value,
-            )  # fmt: skip
-            latents = [grid.latents]
-            summary = (
-                f"{len(grid.latents) // grid.columns} samples turned by {grid.columns} amounts"
-            )
-        if _SAVE_LATENTS.value:
-            import numpy as np
+    _, gan = load_trained(_MODEL_DIR.value)
+    if mode == "arithmetic":
+        grid = arithmetic.arithmetic_grid(
+            gan, specs["a"], specs["b"], specs["c"], num_neighbours=_NUM_NEIGHBOURS.value,
+            noise_scale=_NOISE_SCALE.value, seed=_SEED.value, batch_size=_BATCH.value,
+        )  # fmt: skip
+        latents = [grid.result[None], grid.neighbours]
+        summary = (
+            f"mean(a) - mean(b) + mean(c) and {_NUM_NEIGHBOURS.value} neighbours "
+            f"(noise scale {_NOISE_SCALE.value})"
+        )
+    else:
+        grid = arithmetic.turn_grid(
+            gan, specs["left"], specs["right"], specs["start"], specs["amounts"],
+            batch_size=_BATCH.value,
+        )  # fmt: skip
+        latents = [grid.latents]
+        summary = f"{len(grid.latents) // grid.columns} samples turned by {grid.columns} amounts"
+    if _SAVE_LATENTS.value:
+        import numpy as np
 
-            arithmetic.save_latents(np.concatenate(latents), _SAVE_LATENTS.value)
-        path = images.save_grid(grid.images, _OUTPUT.value, grid.columns)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan arithmetic: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        arithmetic.save_latents(np.concatenate(latents), _SAVE_LATENTS.value)
+    path = images.save_grid(grid.images, _OUTPUT.value, grid.columns)
     print(
         f"Wrote {summary} to {path}"
         + (f"; latents to {_SAVE_LATENTS.value}" if _SAVE_LATENTS.value else "")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import flags
+
+from keras_dcgan.errors import UserError
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _PROTOCOL = flags.DEFINE_enum(
@@ -55,29 +56,23 @@ def _C_grid(values):
     try:
         return [float(v) for v in values]
     except ValueError:
-        raise ValueError(f"--C must be 'grid' or numbers; got {','.join(values)!r}.") from None
+        raise UserError(f"--C must be 'grid' or numbers; got {','.join(values)!r}.") from None
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan classify: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan.analysis.features import classify
 
-    try:
-        report = classify(
-            _MODEL_DIR.value,
-            _PROTOCOL.value,
-            labels=_LABELS.value,
-            val_size=_VAL_SIZE.value,
-            repeats=_REPEATS.value,
-            C_grid=_C_grid(_C.value),
-            seed=_SEED.value,
-            batch_size=_BATCH_SIZE.value,
-            data_dir=_DATA_DIR.value,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan classify: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    report = classify(
+        _MODEL_DIR.value,
+        _PROTOCOL.value,
+        labels=_LABELS.value,
+        val_size=_VAL_SIZE.value,
+        repeats=_REPEATS.value,
+        C_grid=_C_grid(_C.value),
+        seed=_SEED.value,
+        batch_size=_BATCH_SIZE.value,
+        data_dir=_DATA_DIR.value,
+    )
     path = _OUTPUT.value or os.path.join(_MODEL_DIR.value, f"classify_{_PROTOCOL.value}.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:

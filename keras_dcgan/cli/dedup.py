@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import flags
 
+from keras_dcgan import config as config_lib
+from keras_dcgan.cli import _flags
+
 _DATASET = flags.DEFINE_string("dataset", "digits", "Image source, as for dcgan train.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir.")
+_DATA_DIR = _flags.define_config_flag(
+    config_lib.DataConfig, "data_dir", __name__, default_text="TFDS's"
+)
 _OUTPUT = flags.DEFINE_string("output", "keep.txt", "The keep-list to write (one id per line).")
 _GROUPS = flags.DEFINE_string("groups", None, "Also write the duplicate groups as JSON here.")
 _MAX_HAMMING = flags.DEFINE_integer(
@@ -24,30 +28,24 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the autoencoder and the subset.
 _LIMIT = flags.DEFINE_integer("limit", None, "Read only the first N images of the source.")
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan dedup: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan.data import open_source
     from keras_dcgan.data.dedup import deduplicate, write_keep_list
 
-    try:
-        source = open_source(_DATASET.value, data_dir=_DATA_DIR.value)
-        result = deduplicate(
-            source,
-            max_hamming=_MAX_HAMMING.value,
-            epochs=_EPOCHS.value,
-            train_samples=_TRAIN_SAMPLES.value,
-            seed=_SEED.value,
-            limit=_LIMIT.value,
-        )
-        path = write_keep_list(_OUTPUT.value, result.keep)
-        if _GROUPS.value:
-            os.makedirs(os.path.dirname(os.path.abspath(_GROUPS.value)), exist_ok=True)
-            with open(_GROUPS.value, "w", encoding="utf-8") as f:
-                json.dump({"dataset": _DATASET.value, "groups": result.groups}, f, indent=1)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan dedup: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    source = open_source(_DATASET.value, data_dir=_DATA_DIR.value)
+    result = deduplicate(
+        source,
+        max_hamming=_MAX_HAMMING.value,
+        epochs=_EPOCHS.value,
+        train_samples=_TRAIN_SAMPLES.value,
+        seed=_SEED.value,
+        limit=_LIMIT.value,
+    )
+    path = write_keep_list(_OUTPUT.value, result.keep)
+    if _GROUPS.value:
+        os.makedirs(os.path.dirname(os.path.abspath(_GROUPS.value)), exist_ok=True)
+        with open(_GROUPS.value, "w", encoding="utf-8") as f:
+            json.dump({"dataset": _DATASET.value, "groups": result.groups}, f, indent=1)
     print(
         f"{result.num_images} images, {result.num_duplicates} near-duplicate(s) in "
         f"{len(result.groups)} group(s); {source.skip_log.summary()}. "

@@ -4,51 +4,47 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import flags
+
+from keras_dcgan import config as config_lib
+from keras_dcgan.cli import _flags
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _METRICS = flags.DEFINE_list(
     "metrics", ["fid10k"], "Metrics with sample counts: fid10k, kid10k, is10k, fid1k, digits, ..."
 )
 _DATASET = flags.DEFINE_string("dataset", None, "Real images (default: the run's dataset).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data_dir.")
+_DATA_DIR = _flags.define_config_flag(
+    config_lib.DataConfig, "data_dir", __name__, default_text="the run's"
+)
 _SPLIT = flags.DEFINE_string("split", "train", "Split of the real images.")
-_WEIGHTS = flags.DEFINE_string(
-    "inception_weights", "imagenet",
-    "InceptionV3 weights: 'imagenet' (the Keras cache), a .h5 path, or 'random' (smoke tests "
-    "only: the numbers then mean nothing).",
-)  # fmt: skip
+_WEIGHTS = _flags.define_config_flag(
+    config_lib.TrainConfig, "inception_weights", __name__, default="imagenet"
+)
 _OUTPUT = flags.DEFINE_string(
     "output", None, "JSON lines file to append to (default: <model_dir>/quality.jsonl)."
 )
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan eval: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan.data import open_source
     from keras_dcgan.evaluation.metrics import evaluate, parse_metric
     from keras_dcgan.training import load_trained
     from keras_dcgan.training.callbacks import iterations
 
-    try:
-        kinds = {parse_metric(m)[0] for m in _METRICS.value}
-        config, gan = load_trained(_MODEL_DIR.value)
-        network = source = None
-        if kinds - {"digits"}:
-            from keras_dcgan.evaluation.inception import InceptionFeatures
+    kinds = {parse_metric(m)[0] for m in _METRICS.value}
+    config, gan = load_trained(_MODEL_DIR.value)
+    network = source = None
+    if kinds - {"digits"}:
+        from keras_dcgan.evaluation.inception import InceptionFeatures
 
-            weights = None if _WEIGHTS.value == "random" else _WEIGHTS.value
-            network = InceptionFeatures(weights=weights)
-        if kinds & {"fid", "kid"}:
-            dataset = _DATASET.value or config.dataset
-            source = open_source(dataset, data_dir=_DATA_DIR.value or config.data.data_dir)
-        results = evaluate(gan, _METRICS.value, source, network, _SPLIT.value)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan eval: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        weights = None if _WEIGHTS.value == "random" else _WEIGHTS.value
+        network = InceptionFeatures(weights=weights)
+    if kinds & {"fid", "kid"}:
+        dataset = _DATASET.value or config.dataset
+        source = open_source(dataset, data_dir=_DATA_DIR.value or config.data.data_dir)
+    results = evaluate(gan, _METRICS.value, source, network, _SPLIT.value)
     record = {"step": iterations(gan), "inception_weights": _WEIGHTS.value, **results}
     path = _OUTPUT.value or os.path.join(_MODEL_DIR.value, "quality.jsonl")
     with open(path, "a") as f:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
@@ -15,20 +13,14 @@ _MAX_BATCH = flags.DEFINE_integer("max_batch", 1024, "Largest batch a request ma
 _MODEL_NAME = flags.DEFINE_string("model_name", "dcgan", "Model name in the warm-up requests.")
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan export: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan.export import export_run
 
-    try:
-        path = export_run(
-            _MODEL_DIR.value,
-            _EXPORT_BASE.value,
-            version=_VERSION.value,
-            max_batch=_MAX_BATCH.value,
-            model_name=_MODEL_NAME.value,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan export: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    path = export_run(
+        _MODEL_DIR.value,
+        _EXPORT_BASE.value,
+        version=_VERSION.value,
+        max_batch=_MAX_BATCH.value,
+        model_name=_MODEL_NAME.value,
+    )
     print(f"Exported {_MODEL_DIR.value} to {path}")

@@ -19,9 +19,9 @@ spherical. `--save_latents` writes the latents of the grid, row by row, as a flo
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags
+
+from keras_dcgan.errors import UserError
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _SEEDS = flags.DEFINE_multi_string(
@@ -46,11 +46,11 @@ def parse_seeds(value: str, flag: str = "--seeds") -> list[int]:
     """'3,17,42' -> [3, 17, 42]; ValueError naming the flag for anything else."""
     parts = [p.strip() for p in value.split(",")]
     if not any(parts):
-        raise ValueError(f"{flag} is empty: give integer seeds, e.g. {flag}=3,17.")
+        raise UserError(f"{flag} is empty: give integer seeds, e.g. {flag}=3,17.")
     try:
         return [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"{flag} must be integers separated by commas; got {value!r}.") from None
+        raise UserError(f"{flag} must be integers separated by commas; got {value!r}.") from None
 
 
 def paths_from_flags() -> list[list[int]]:
@@ -58,50 +58,42 @@ def paths_from_flags() -> list[list[int]]:
     from keras_dcgan.analysis import latent_walks
 
     if _STEPS.value < 2:
-        raise ValueError(f"--steps must be at least 2 (both ends included); got {_STEPS.value}.")
+        raise UserError(f"--steps must be at least 2 (both ends included); got {_STEPS.value}.")
     if _BATCH.value < 1:
-        raise ValueError(f"--batch_size must be positive; got {_BATCH.value}.")
+        raise UserError(f"--batch_size must be positive; got {_BATCH.value}.")
     if _SEEDS.value:
         if _ROWS.value is not None:
-            raise ValueError("give --seeds or --rows, not both.")
+            raise UserError("give --seeds or --rows, not both.")
         paths = [parse_seeds(v) for v in _SEEDS.value]
         for path in paths:
             if len(path) < 2:
-                raise ValueError(f"--seeds={path[0]} has one point; a walk needs at least 2.")
+                raise UserError(f"--seeds={path[0]} has one point; a walk needs at least 2.")
         if len({len(p) for p in paths}) > 1:
-            raise ValueError(
+            raise UserError(
                 f"every --seeds must have the same number of points (a grid is rectangular); "
                 f"got {[len(p) for p in paths]}."
             )
         return paths
     rows = DEFAULT_ROWS if _ROWS.value is None else _ROWS.value
     if rows < 1:
-        raise ValueError(f"--rows must be positive; got {rows}.")
+        raise UserError(f"--rows must be positive; got {rows}.")
     if _POINTS.value < 2:
-        raise ValueError(f"--points must be at least 2; got {_POINTS.value}.")
+        raise UserError(f"--points must be at least 2; got {_POINTS.value}.")
     return latent_walks.random_paths(rows, _POINTS.value, _SEED.value)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan interpolate: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     from keras_dcgan import images
     from keras_dcgan.analysis import arithmetic, latent_walks
 
-    try:
-        paths = paths_from_flags()
-        from keras_dcgan.training import load_trained
+    paths = paths_from_flags()
+    from keras_dcgan.training import load_trained
 
-        _, gan = load_trained(_MODEL_DIR.value)
-        grid = latent_walks.walk_grid(
-            gan, paths, _STEPS.value, _METHOD.value, batch_size=_BATCH.value
-        )
-        if _SAVE_LATENTS.value:
-            arithmetic.save_latents(grid.latents, _SAVE_LATENTS.value)
-        path = images.save_grid(grid.images, _OUTPUT.value, grid.columns)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan interpolate: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    _, gan = load_trained(_MODEL_DIR.value)
+    grid = latent_walks.walk_grid(gan, paths, _STEPS.value, _METHOD.value, batch_size=_BATCH.value)
+    if _SAVE_LATENTS.value:
+        arithmetic.save_latents(grid.latents, _SAVE_LATENTS.value)
+    path = images.save_grid(grid.images, _OUTPUT.value, grid.columns)
     rows = len(grid.images) // grid.columns
     print(
         f"Wrote {rows} {_METHOD.value} walks of {grid.columns} images ({rows}x{grid.columns}) "

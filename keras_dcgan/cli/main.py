@@ -1,4 +1,10 @@
-"""`dcgan` console script: dispatches `dcgan <command> [--flags]` to one absl main."""
+"""`dcgan` console script: `dcgan <command> [--flags]` runs one command's `main` under absl.
+
+Every command goes through `run_command`: `--help` lists the command's own flags (exit 0); the
+package's expected failures (`keras_dcgan.errors.Error`, e.g. a bad flag value, and OS errors
+such as a missing or read-only path) print one line and exit 1; anything else is a bug and keeps
+its traceback.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +24,57 @@ COMMANDS = {
     "visualize": ("keras_dcgan.cli.visualize", "guided backprop of D's features (paper Fig. 5)"),
     "ablate": ("keras_dcgan.cli.ablate", "drop G's feature maps of an object (paper 6.3.1)"),
 }
+HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-?")
 
 
 def usage() -> str:
     lines = ["usage: dcgan <command> [--flags]   (dcgan <command> --help for its flags)", ""]
     lines += [f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
+
+
+def command_help(command: str) -> str:
+    """`dcgan <command> --help`: the command's description and its own flags."""
+    from absl import flags
+
+    module_name = COMMANDS[command][0]
+    module = importlib.import_module(module_name)
+    doc = (module.__doc__ or "").strip()
+    return (
+        f"usage: dcgan {command} [--flags]\n\n{doc}\n\nflags:\n"
+        f"{flags.FLAGS.module_help(module_name)}\n\n"
+        "(--helpfull also lists absl's and TensorFlow's own flags)"
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text
+
+
+def run_command(command: str, argv: list[str]) -> None:
+    """Runs `command`'s main with absl's flag parsing; `argv` are the arguments after it."""
+    from absl import app
+
+    from keras_dcgan.errors import Error
+
+    module = importlib.import_module(COMMANDS[command][0])
+
+    def main(args):
+        if len(args) > 1:
+            print(f"dcgan {command}: error: unexpected arguments {args[1:]} (flags take the form "
+                  "--name=value)", file=sys.stderr)  # fmt: skip
+            sys.exit(1)
+        try:
+            code = module.main(args)
+        except (Error, OSError) as e:
+            print(f"dcgan {command}: error: {_one_line(e)}", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(code or 0)
+
+    # absl logs at INFO by default, which prints TF's checkpoint chatter between progress bars;
+    # warnings only, unless the user passes --verbosity.
+    app.run(main, argv=[f"dcgan {command}", "--verbosity=-1", *argv])
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -35,12 +86,10 @@ def run(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         print(f"dcgan: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
-    module = importlib.import_module(COMMANDS[command][0])
-    from absl import app
-
-    # absl logs at INFO by default, which prints TF's checkpoint chatter between progress bars;
-    # warnings only, unless the user passes --verbosity.
-    app.run(module.main, argv=[f"dcgan {command}", "--verbosity=-1", *argv[2:]])
+    if any(arg in HELP_FLAGS for arg in argv[2:]):
+        print(command_help(command))
+        sys.exit(0)
+    run_command(command, argv[2:])
 
 
 if __name__ == "__main__":

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags
 
 from keras_dcgan.cli import _flags
+from keras_dcgan.errors import UserError
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _NUM = flags.DEFINE_integer("num", 64, "Number of samples (seeds 0..num-1) if --seeds is unset.")
@@ -20,23 +19,17 @@ _MODEL_NAME = flags.DEFINE_string("model_name", "dcgan", "Served model name (wit
 _WAIT = flags.DEFINE_float("wait", 60.0, "Seconds to wait for the served model (with --server).")
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan sample: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
+    seeds = _flags.seeds(_SEEDS.value, _NUM.value)  # checked before TensorFlow loads
     from keras_dcgan import images
     from keras_dcgan.training import load_trained
 
-    try:
-        seeds = _flags.seeds(_SEEDS.value, _NUM.value)
-        if _SERVER.value:
-            samples = _sample_server(seeds)
-        else:
-            _, gan = load_trained(_MODEL_DIR.value)
-            samples = gan.sample(seeds=seeds).numpy()
-        path = images.save_grid(samples, _OUTPUT.value, _COLUMNS.value)
-    except (ValueError, FileNotFoundError, TimeoutError) as e:
-        print(f"dcgan sample: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    if _SERVER.value:
+        samples = _sample_server(seeds)
+    else:
+        _, gan = load_trained(_MODEL_DIR.value)
+        samples = gan.sample(seeds=seeds).numpy()
+    path = images.save_grid(samples, _OUTPUT.value, _COLUMNS.value)
     print(f"Wrote {len(seeds)} samples to {path}")
 
 
@@ -50,4 +43,4 @@ def _sample_server(seeds):
         try:
             return client.sample(seeds=seeds)
         except grpc.RpcError as e:
-            raise ValueError(f"the server refused the request: {e.details()}") from None
+            raise UserError(f"the server refused the request: {e.details()}") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 from absl import flags
@@ -18,27 +17,21 @@ _POLL = flags.DEFINE_float(
 )
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan serve: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     import logging
 
     from keras_dcgan.serving import LocalModelServer
 
     logging.getLogger("keras_dcgan").setLevel(logging.INFO)
-    try:
-        server = LocalModelServer(
-            _BASE.value,
-            _NAME.value,
-            _HOST.value,
-            _PORT.value,
-            None if _REST.value < 0 else _REST.value,
-            _MAX_BATCH.value,
-            _POLL.value,
-        ).start()
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"dcgan serve: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    server = LocalModelServer(
+        _BASE.value,
+        _NAME.value,
+        _HOST.value,
+        _PORT.value,
+        None if _REST.value < 0 else _REST.value,
+        _MAX_BATCH.value,
+        _POLL.value,
+    ).start()
     current = server.store.current
     print(
         f"Serving {_NAME.value} version {current.number if current else '(none yet)'} from "

@@ -8,11 +8,10 @@ that maximised the features. Mid-gray is zero gradient; see `keras_dcgan.analysi
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags
 
 from keras_dcgan.cli import _flags
+from keras_dcgan.errors import UserError
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", "runs/dcgan", "Run folder written by dcgan train.")
 _DATASET = flags.DEFINE_string(
@@ -46,9 +45,7 @@ def _feature_spec():
     return _flags.int_list(_FEATURE_INDICES.value, "feature_indices")
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise SystemExit(f"dcgan visualize: unexpected arguments {argv[1:]}")
+def main(argv: list[str]) -> int | None:
     import numpy as np
 
     from keras_dcgan import images as image_io
@@ -57,37 +54,33 @@ def main(argv: list[str]) -> None:
     from keras_dcgan.models import random_discriminator
     from keras_dcgan.training import load_trained
 
-    try:
-        if _NUM_IMAGES.value < 1:
-            raise ValueError(f"--num_images must be positive; got {_NUM_IMAGES.value}.")
-        features = _feature_spec()
-        config, gan = load_trained(_MODEL_DIR.value)
-        # Checked before reading any image: a bad --features fails fast.
-        d = gan.discriminator
-        layer, side, channels = gb.layer_info(d, _LAYER.value)
-        features = gb.check_features(features, channels)
-        source = open_source(
-            _DATASET.value or config.dataset, data_dir=_DATA_DIR.value or config.data.data_dir
-        )
-        mc = config.model
-        ids, real = source.arrays(
-            mc.image_size, mc.channels, split=_SPLIT.value,
-            holdout_fraction=config.data.holdout_fraction, limit=_NUM_IMAGES.value,
-        )  # fmt: skip
-        kwargs = dict(layer=layer, rule=_RULE.value, percentile=_PERCENTILE.value)
-        results = [("trained", gb.guided_backprop(d, real, list(features), **kwargs))]
-        if _RANDOM.value:
-            random_d = random_discriminator(d, _RANDOM_SEED.value)
-            results.append(("random", gb.guided_backprop(random_d, real, list(features), **kwargs)))
-        rows = []
-        for _, result in results:
-            if _WITH_INPUTS.value:
-                rows.append(image_io.to_model_range(real[result.image_indices]))
-            rows.append(result.visualizations)
-        path = image_io.save_grid(np.concatenate(rows), _OUTPUT.value, columns=len(features))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"dcgan visualize: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    if _NUM_IMAGES.value < 1:
+        raise UserError(f"--num_images must be positive; got {_NUM_IMAGES.value}.")
+    features = _feature_spec()
+    config, gan = load_trained(_MODEL_DIR.value)
+    # Checked before reading any image: a bad --features fails fast.
+    d = gan.discriminator
+    layer, side, channels = gb.layer_info(d, _LAYER.value)
+    features = gb.check_features(features, channels)
+    source = open_source(
+        _DATASET.value or config.dataset, data_dir=_DATA_DIR.value or config.data.data_dir
+    )
+    mc = config.model
+    ids, real = source.arrays(
+        mc.image_size, mc.channels, split=_SPLIT.value,
+        holdout_fraction=config.data.holdout_fraction, limit=_NUM_IMAGES.value,
+    )  # fmt: skip
+    kwargs = dict(layer=layer, rule=_RULE.value, percentile=_PERCENTILE.value)
+    results = [("trained", gb.guided_backprop(d, real, list(features), **kwargs))]
+    if _RANDOM.value:
+        random_d = random_discriminator(d, _RANDOM_SEED.value)
+        results.append(("random", gb.guided_backprop(random_d, real, list(features), **kwargs)))
+    rows = []
+    for _, result in results:
+        if _WITH_INPUTS.value:
+            rows.append(image_io.to_model_range(real[result.image_indices]))
+        rows.append(result.visualizations)
+    path = image_io.save_grid(np.concatenate(rows), _OUTPUT.value, columns=len(features))
     print(f"Discriminator block {layer} ({side}x{side}), {len(real)} images from {source.name}:")
     for name, result in results:
         for f, i, (r, c), v in zip(

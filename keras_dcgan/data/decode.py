@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from keras_dcgan.config import SMALL_IMAGE_POLICIES
+from keras_dcgan.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,9 @@ def decode_image(
     limit), or (with `small_images="skip"`) an image whose short side is below `image_size`;
     "upscale" resizes such images up (bicubic) instead."""
     if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3; got {channels!r}.")
+        raise UserError(f"channels must be 1 or 3; got {channels!r}.")
     if small_images not in SMALL_IMAGE_POLICIES:
-        raise ValueError(
+        raise UserError(
             f"small_images must be one of {SMALL_IMAGE_POLICIES}; got {small_images!r}."
         )
     if isinstance(data, (bytes, bytearray, memoryview)):

@@ -47,6 +47,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from keras_dcgan.errors import UserError
+
 INPUT_SIZE = 32  # the paper's 32x32 downsampled centre crops
 INPUT_DIM = INPUT_SIZE * INPUT_SIZE * 3  # 3072
 CODE_SIZE = 128
@@ -98,11 +100,11 @@ def build_autoencoder(
     and the dropout masks.
     """
     if input_dim < 1 or code_size < 1:
-        raise ValueError(f"input_dim and code_size must be >= 1; got {input_dim}, {code_size}.")
+        raise UserError(f"input_dim and code_size must be >= 1; got {input_dim}, {code_size}.")
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")
+        raise UserError(f"dropout must be in [0, 1); got {dropout!r}.")
     if margin < 0 or margin_weight < 0:
-        raise ValueError(f"margin and margin_weight must be >= 0; got {margin}, {margin_weight}.")
+        raise UserError(f"margin and margin_weight must be >= 0; got {margin}, {margin_weight}.")
     inputs = keras.Input((input_dim,), name="pixels")
     x = keras.layers.Dropout(dropout, seed=seed, name="corrupt")(inputs)
     x = keras.layers.Dense(
@@ -129,26 +131,26 @@ def _flatten(images) -> np.ndarray:
     """[N, 32, 32, C] uint8 or float in [-1, 1], C in (1, 3) -> float32 [N, 3072] in [-1, 1]."""
     images = np.asarray(images)
     if images.ndim != 4:
-        raise ValueError(f"Expected images of shape (N, 32, 32, C); got shape {images.shape}.")
+        raise UserError(f"Expected images of shape (N, 32, 32, C); got shape {images.shape}.")
     if len(images) == 0:
-        raise ValueError("Expected at least one image; got an empty array.")
+        raise UserError("Expected at least one image; got an empty array.")
     if images.shape[1:3] != (INPUT_SIZE, INPUT_SIZE):
-        raise ValueError(
+        raise UserError(
             f"Expected 32x32 images (N, 32, 32, C) (centre-crop and downsample first); "
             f"got shape {images.shape}."
         )
     if images.shape[3] not in (1, 3):
-        raise ValueError(f"Expected 1 or 3 channels; got shape {images.shape}.")
+        raise UserError(f"Expected 1 or 3 channels; got shape {images.shape}.")
     if images.dtype == np.uint8:
         x = images.astype(np.float32) / 127.5 - 1.0
     elif np.issubdtype(images.dtype, np.floating):
         x = images.astype(np.float32)
         if x.size and (not np.isfinite(x).all() or x.min() < -1.0001 or x.max() > 1.0001):
-            raise ValueError(
+            raise UserError(
                 f"Expected float images in [-1, 1]; got values in [{x.min()}, {x.max()}]."
             )
     else:
-        raise ValueError(f"Expected uint8 or float images; got dtype {images.dtype}.")
+        raise UserError(f"Expected uint8 or float images; got dtype {images.dtype}.")
     if x.shape[3] == 1:
         x = np.repeat(x, 3, axis=3)
     return x.reshape(len(x), -1)
@@ -173,7 +175,7 @@ def train_autoencoder(
     same call gives the same model.
     """
     if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1; got {epochs}, {batch_size}.")
+        raise UserError(f"epochs and batch_size must be >= 1; got {epochs}, {batch_size}.")
     x = _flatten(images)
     keras.utils.set_random_seed(seed)
     model = build_autoencoder(
@@ -226,18 +228,18 @@ class DedupResult:
 
 def _check_ids(ids: Sequence[str], n: int) -> list[str]:
     if isinstance(ids, str):
-        raise ValueError("ids must be a sequence of strings, not one string.")
+        raise UserError("ids must be a sequence of strings, not one string.")
     ids = list(ids)
     if len(ids) != n:
-        raise ValueError(f"len(ids) is {len(ids)} but there are {n} images.")
+        raise UserError(f"len(ids) is {len(ids)} but there are {n} images.")
     seen = set()
     for i in ids:
         if not isinstance(i, str) or not i:
-            raise ValueError(f"ids must be non-empty strings; got {i!r}.")
+            raise UserError(f"ids must be non-empty strings; got {i!r}.")
         if "\n" in i or "\r" in i:
-            raise ValueError(f"ids must not contain newlines; got {i!r}.")
+            raise UserError(f"ids must not contain newlines; got {i!r}.")
         if i in seen:
-            raise ValueError(f"Duplicate id {i!r}.")
+            raise UserError(f"Duplicate id {i!r}.")
         seen.add(i)
     return ids
 
@@ -308,7 +310,7 @@ def find_duplicates(
     x = _flatten(images)
     ids = _check_ids(ids, len(x))
     if max_hamming < 0:
-        raise ValueError(f"max_hamming must be >= 0; got {max_hamming}.")
+        raise UserError(f"max_hamming must be >= 0; got {max_hamming}.")
     if model is None:
         model = train_autoencoder(x.reshape(-1, INPUT_SIZE, INPUT_SIZE, 3), epochs, seed=seed)
     hashes = semantic_hashes(model, x.reshape(-1, INPUT_SIZE, INPUT_SIZE, 3))
@@ -346,7 +348,7 @@ def deduplicate(
     if not isinstance(source, ImageSource):
         source = open_source(source, data_dir=data_dir)
     if train_samples < 1:
-        raise ValueError(f"train_samples must be >= 1; got {train_samples}.")
+        raise UserError(f"train_samples must be >= 1; got {train_samples}.")
     ids, images = source.arrays(INPUT_SIZE, 3, limit=limit)
     train = images
     if len(images) > train_samples:
@@ -363,17 +365,17 @@ def deduplicate(
 def write_keep_list(path: str | os.PathLike, ids: Sequence[str]) -> str:
     """Writes `ids` one per line (UTF-8) atomically: a temp file in the same folder, then rename."""
     if isinstance(ids, str):
-        raise ValueError("ids must be a sequence of strings, not one string.")
+        raise UserError("ids must be a sequence of strings, not one string.")
     ids = list(ids)
     for i in ids:
         if not isinstance(i, str) or not i.strip():
-            raise ValueError(f"Keep-list ids must be non-blank strings; got {i!r}.")
+            raise UserError(f"Keep-list ids must be non-blank strings; got {i!r}.")
         if "\n" in i or "\r" in i:
-            raise ValueError(f"Keep-list ids must not contain newlines; got {i!r}.")
+            raise UserError(f"Keep-list ids must not contain newlines; got {i!r}.")
         if i.startswith("#"):
-            raise ValueError(f"Keep-list ids must not start with '#' (a comment); got {i!r}.")
+            raise UserError(f"Keep-list ids must not start with '#' (a comment); got {i!r}.")
     if not ids:
-        raise ValueError("No ids to write: a keep list needs at least one id.")
+        raise UserError("No ids to write: a keep list needs at least one id.")
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -395,12 +397,12 @@ def read_keep_list(path: str | os.PathLike) -> list[str]:
     """The ids of a keep list: one per line, blank lines and lines starting with '#' skipped."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ValueError(f"Keep list {path!r} does not exist.")
+        raise UserError(f"Keep list {path!r} does not exist.")
     with open(path, encoding="utf-8") as f:
         ids = [line.rstrip("\r\n") for line in f]
     ids = [i for i in ids if i.strip() and not i.startswith("#")]
     if not ids:
-        raise ValueError(f"Keep list {path!r} has no ids.")
+        raise UserError(f"Keep list {path!r} has no ids.")
     return ids
 
 
@@ -499,7 +501,7 @@ def _copy(kind: str, canvas: np.ndarray, rng: np.random.Generator) -> np.ndarray
             dy, dx = (int(v) for v in rng.integers(-2, 3, 2))
             if dy or dx:
                 return _centre(canvas, dy, dx)
-    raise ValueError(f"Unknown copy kind {kind!r}; expected one of {COPY_KINDS}.")
+    raise UserError(f"Unknown copy kind {kind!r}; expected one of {COPY_KINDS}.")
 
 
 def planted_duplicates(
@@ -523,11 +525,11 @@ def planted_duplicates(
     """
     for kind in kinds:
         if kind not in COPY_KINDS:
-            raise ValueError(f"Unknown copy kind {kind!r}; expected one of {COPY_KINDS}.")
+            raise UserError(f"Unknown copy kind {kind!r}; expected one of {COPY_KINDS}.")
     if photo_scale < 1:
-        raise ValueError(f"photo_scale must be >= 1; got {photo_scale}.")
+        raise UserError(f"photo_scale must be >= 1; got {photo_scale}.")
     if num_base < 1 or copies_per_kind < 0 or copies_per_kind > num_base:
-        raise ValueError(
+        raise UserError(
             f"Need num_base >= 1 and 0 <= copies_per_kind <= num_base; got {num_base}, "
             f"{copies_per_kind}."
         )

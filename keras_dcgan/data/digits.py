@@ -6,6 +6,8 @@ import numpy as np
 import tensorflow as tf
 from sklearn.datasets import load_digits as _sklearn_digits
 
+from keras_dcgan.errors import UserError
+
 DIGITS_MAX = 16.0  # scikit-learn's digits are integers in [0, 16]
 
 
@@ -21,5 +23,5 @@ def load_digits(image_size: int = 32, channels: int = 1) -> tuple[np.ndarray, np
     if channels == 3:
         images = np.repeat(images, 3, axis=-1)
     elif channels != 1:
-        raise ValueError(f"channels must be 1 or 3; got {channels!r}.")
+        raise UserError(f"channels must be 1 or 3; got {channels!r}.")
     return images.astype(np.float32), bunch.target.astype(np.int64)

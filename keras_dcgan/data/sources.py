@@ -38,6 +38,7 @@ from keras_dcgan.data.decode import (
     decode_file,
     decode_image,
 )
+from keras_dcgan.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +69,15 @@ def _stable_fraction(item_id: str) -> float:
 
 def _check_options(split, holdout_fraction, small_images, batch_size, cache):
     if not 0.0 <= holdout_fraction < 1.0:
-        raise ValueError(f"holdout_fraction must be in [0, 1); got {holdout_fraction!r}.")
+        raise UserError(f"holdout_fraction must be in [0, 1); got {holdout_fraction!r}.")
     if small_images not in SMALL_IMAGE_POLICIES:
-        raise ValueError(
+        raise UserError(
             f"small_images must be one of {SMALL_IMAGE_POLICIES}; got {small_images!r}."
         )
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        raise UserError(f"batch_size must be a positive integer; got {batch_size!r}.")
     if cache is not None and not isinstance(cache, str):
-        raise ValueError(f"cache must be None, 'memory' or a folder path; got {cache!r}.")
+        raise UserError(f"cache must be None, 'memory' or a folder path; got {cache!r}.")
 
 
 def _keep_set(keep_list) -> set[str] | None:
@@ -115,7 +116,7 @@ class ImageSource:
     def ids(self, split="train", holdout_fraction=0.0, keep_list=None) -> list[str]:
         """The ids of a split, in listing order, after the keep-list."""
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
+            raise UserError(f"split must be one of {SPLITS}; got {split!r}.")
         ids = self.all_ids()
         keep = _keep_set(keep_list)
         if keep is not None:
@@ -192,12 +193,12 @@ class ImageSource:
         if max_image_pixels is not None and (
             not isinstance(max_image_pixels, int) or max_image_pixels < 1
         ):
-            raise ValueError(
+            raise UserError(
                 f"max_image_pixels must be a positive integer or None; got {max_image_pixels!r}."
             )
         self.max_pixels = max_image_pixels
         if skip_batches and (epoch is None or batch_size is None):
-            raise ValueError("skip_batches needs an epoch and a batch_size.")
+            raise UserError("skip_batches needs an epoch and a batch_size.")
         seed = 0 if seed is None else seed
         shuffle_seed = seed if epoch is None else _epoch_seed(seed, epoch)
         by_id = self.skips_by_id and cache is None
@@ -266,7 +267,7 @@ class ImageSource:
             ids += [self.decode_id(bytes(r)) for r in raw]
             images.append(image)
         if not images:
-            raise ValueError(f"{self.name} yielded no image.")
+            raise UserError(f"{self.name} yielded no image.")
         images = np.concatenate(images)
         if images.dtype != np.uint8:  # digits: float in [-1, 1]
             images = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
@@ -355,7 +356,7 @@ class _IdSource(ImageSource):
                 return
             except SkippedImage:
                 continue
-        raise ValueError(
+        raise UserError(
             f"{self.name} has nothing usable: all {len(ids)} input(s) were skipped "
             f"({self.skip_log.summary()})."
         )
@@ -366,7 +367,7 @@ class _IdSource(ImageSource):
         ids = self.ids(split, holdout_fraction, keep_list)
         if not ids:
             what = "" if split == "all" and keep_list is None else f" in split {split!r}"
-            raise ValueError(f"{self.name} has no input{what}.")
+            raise UserError(f"{self.name} has no input{what}.")
         self.check_decodable(ids, image_size, channels, small_images)
         if input_context is not None:
             ids = ids[input_context.input_pipeline_id :: input_context.num_input_pipelines]
@@ -419,7 +420,7 @@ class FolderSource(_IdSource):
 
     def __init__(self, root: str):
         if not os.path.isdir(root):
-            raise ValueError(f"Image folder {root!r} does not exist or is not a folder.")
+            raise UserError(f"Image folder {root!r} does not exist or is not a folder.")
         super().__init__(root)
         self.root = os.path.abspath(root)
         self._ids = None
@@ -508,7 +509,7 @@ class LmdbSource(_IdSource):
         if os.path.basename(path) == "data.mdb":
             path = os.path.dirname(path) or "."
         if not os.path.isfile(os.path.join(path, "data.mdb")):
-            raise ValueError(f"{path!r} is not an LMDB folder (no data.mdb in it).")
+            raise UserError(f"{path!r} is not an LMDB folder (no data.mdb in it).")
         super().__init__(path)
         self.path = os.path.abspath(path)
         self.cache_dir = cache_dir or os.path.join(default_cache_dir(), "lmdb_keys")
@@ -592,10 +593,10 @@ def write_lmdb_subset(source, destination: str | os.PathLike, ids: Iterable[str]
         source = LmdbSource(os.fspath(source))
     destination = os.fspath(destination)
     if os.path.exists(destination):
-        raise ValueError(f"{destination!r} already exists.")
+        raise UserError(f"{destination!r} already exists.")
     ids = sorted(set(ids), key=lambda i: i.encode("latin-1"))  # LMDB's order: puts append
     if not ids:
-        raise ValueError("No ids to copy.")
+        raise UserError("No ids to copy.")
     parent = os.path.dirname(os.path.abspath(destination))
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".{os.path.basename(destination)}.{uuid.uuid4().hex[:8]}.tmp")
@@ -636,7 +637,7 @@ class DigitsSource(ImageSource):
 
         ids = self.ids(split, holdout_fraction, keep_list)
         if not ids:
-            raise ValueError(f"digits has no input in split {split!r}.")
+            raise UserError(f"digits has no input in split {split!r}.")
         if input_context is not None:
             ids = ids[input_context.input_pipeline_id :: input_context.num_input_pipelines]
         n = len(ids)
@@ -672,11 +673,11 @@ class TfdsSource(ImageSource):
         try:
             self.builder = tfds.builder(name, data_dir=data_dir)
         except Exception as e:  # tfds raises DatasetNotFoundError and friends
-            raise ValueError(f"Unknown TFDS dataset {name!r}: {e}") from None
+            raise UserError(f"Unknown TFDS dataset {name!r}: {e}") from None
         self.download = download and not name.startswith("lsun")
         features = getattr(self.builder.info, "features", None)
         if features is not None and "image" not in features:
-            raise ValueError(f"TFDS {name!r} has no 'image' feature (features: {list(features)}).")
+            raise UserError(f"TFDS {name!r} has no 'image' feature (features: {list(features)}).")
 
     def num_examples(self, split="train", holdout_fraction=0.0, keep_list=None) -> int | None:
         if keep_list is not None:
@@ -692,12 +693,12 @@ class TfdsSource(ImageSource):
         import tensorflow_datasets as tfds
 
         if skip_examples:
-            raise ValueError("TFDS sources skip whole batches (ImageSource.dataset).")
+            raise UserError("TFDS sources skip whole batches (ImageSource.dataset).")
         if epoch is not None:
             seed = _epoch_seed(seed, epoch)
 
         if holdout_fraction:
-            raise ValueError(
+            raise UserError(
                 "holdout_fraction is for folders and LMDBs; for TFDS use a split such as "
                 "'train[:90%]'."
             )
@@ -714,11 +715,11 @@ class TfdsSource(ImageSource):
             )
         except Exception as e:
             if self.name.startswith("lsun"):
-                raise ValueError(
+                raise UserError(
                     f"TFDS {self.name!r} is not prepared under {self.builder.data_dir!r}. "
                     f"{LSUN_HELP}"
                 ) from None
-            raise ValueError(f"Cannot read TFDS {self.name!r} split {split!r}: {e}") from None
+            raise UserError(f"Cannot read TFDS {self.name!r} split {split!r}: {e}") from None
         keep = _keep_set(keep_list)
         if keep is not None:
             table = tf.lookup.StaticHashTable(
@@ -786,7 +787,7 @@ def open_source(source: str, data_dir: str | None = None, download: bool = True)
     existing path (an LMDB if it holds data.mdb, else a folder), then a TFDS name.
     """
     if not isinstance(source, str) or not source:
-        raise ValueError(f"The dataset must be a non-empty string; got {source!r}.")
+        raise UserError(f"The dataset must be a non-empty string; got {source!r}.")
     prefix, _, rest = source.partition(":")
     if rest and prefix == "tfds":
         return TfdsSource(rest, data_dir=data_dir, download=download)
@@ -803,12 +804,12 @@ def open_source(source: str, data_dir: str | None = None, download: bool = True)
             return LmdbSource(source)
         if os.path.isdir(source):
             return FolderSource(source)
-        raise ValueError(f"{source!r} is a file; give the folder of images or the LMDB folder.")
+        raise UserError(f"{source!r} is a file; give the folder of images or the LMDB folder.")
     if os.sep in source.rstrip(os.sep) and not _looks_like_tfds(source):
-        raise ValueError(f"{source!r} does not exist (neither a folder nor an LMDB).")
+        raise UserError(f"{source!r} does not exist (neither a folder nor an LMDB).")
     if _looks_like_tfds(source):
         return TfdsSource(source, data_dir=data_dir, download=download)
-    raise ValueError(
+    raise UserError(
         f"Unknown dataset {source!r}: not 'digits', not an existing folder or LMDB, and not a "
         "TensorFlow Datasets name (e.g. mnist, cifar10, celeb_a, lsun/bedroom)."
     )

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from keras_dcgan.data.digits import load_digits
+from keras_dcgan.errors import UserError
 from keras_dcgan.evaluation.stats import FeatureStats, fid_from_stats
 
 NUM_CLASSES = 10
@@ -94,7 +95,7 @@ class DigitsScorer:
         """float [-1, 1] NHWC (1 or 3 channels, any size) -> [N, 1024]: gray 32x32 in [-1, 1]."""
         images = tf.convert_to_tensor(images, tf.float32)
         if images.shape.rank != 4 or images.shape[0] == 0:
-            raise ValueError(f"Expected a non-empty NHWC batch; got shape {tuple(images.shape)}.")
+            raise UserError(f"Expected a non-empty NHWC batch; got shape {tuple(images.shape)}.")
         gray = tf.reduce_mean(images, axis=-1, keepdims=True)
         if gray.shape[1:3] != (SIZE, SIZE):
             gray = tf.image.resize(gray, (SIZE, SIZE), method="area")

@@ -21,6 +21,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_dcgan.errors import UserError
+
 WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
 INPUT_SIZE = 299
 POOL_DIM = 2048
@@ -96,7 +98,7 @@ class InceptionFeatures:
         """float [-1, 1] NHWC -> (pool float32 [N, 2048], probabilities float32 [N, 1000])."""
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] not in (1, 3) or not len(images):
-            raise ValueError(
+            raise UserError(
                 f"Expected a non-empty batch of images (N, H, W, 1 or 3); got {images.shape}."
             )
         pools, probabilities = [], []

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from keras_dcgan.errors import UserError
 from keras_dcgan.evaluation import stats as stats_lib
 
 KINDS = ("fid", "kid", "is", "digits")
@@ -31,13 +32,13 @@ def parse_metric(name: str) -> tuple[str, int]:
         return "digits", 1000
     match = re.fullmatch(r"(fid|kid|is)(\d+)(k?)", name.strip().lower())
     if not match:
-        raise ValueError(
+        raise UserError(
             f"Unknown metric {name!r}: use fid, kid or is followed by the sample count, e.g. "
             "fid10k, kid5k, is50k, fid500 (or digits, the offline digits score)."
         )
     count = int(match.group(2)) * (1000 if match.group(3) else 1)
     if count < 2:
-        raise ValueError(f"Metric {name!r} needs at least 2 samples.")
+        raise UserError(f"Metric {name!r} needs at least 2 samples.")
     return match.group(1), count
 
 
@@ -79,7 +80,7 @@ def real_features(source, image_size: int, channels: int, count: int, network,
         if seen >= count:
             break
     if seen < count:
-        raise ValueError(
+        raise UserError(
             f"{source.name} has {seen} usable images in split {split!r}, fewer than the {count} "
             "the metric asks for; use a smaller count (e.g. fid1k)."
         )
@@ -104,9 +105,9 @@ def evaluate(gan, metrics, source=None, network=None, split: str = "train",
     size, channels = gan.image_shape[0], gan.image_shape[2]
     inception = [n for _, kind, n in parsed if kind != "digits"]
     if inception and network is None:
-        raise ValueError("FID, KID and IS need the feature network (InceptionFeatures).")
+        raise UserError("FID, KID and IS need the feature network (InceptionFeatures).")
     if any(kind in ("fid", "kid") for _, kind, _ in parsed) and source is None:
-        raise ValueError("FID and KID need the real images' source.")
+        raise UserError("FID and KID need the real images' source.")
     real_cache = {}  # first: a dataset too small fails before any sample is drawn
     for _, kind, count in parsed:
         if kind in ("fid", "kid") and count not in real_cache:

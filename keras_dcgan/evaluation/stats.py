@@ -40,6 +40,8 @@ import numpy as np
 from scipy import linalg
 from scipy.special import rel_entr
 
+from keras_dcgan.errors import UserError
+
 __all__ = [
     "FeatureStats",
     "fid_from_stats",
@@ -58,18 +60,18 @@ def _as_real_array(x, name: str) -> np.ndarray:
     if arr.dtype == np.bool_ or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
-        raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+        raise UserError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     return arr.astype(np.float64, copy=False)
 
 
 def _as_features(x, name: str) -> np.ndarray:
     arr = _as_real_array(x, name)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D [N, D] array, got shape {arr.shape}")
+        raise UserError(f"{name} must be a 2-D [N, D] array, got shape {arr.shape}")
     if arr.shape[1] == 0:
-        raise ValueError(f"{name} must have at least one feature (D >= 1), got shape {arr.shape}")
+        raise UserError(f"{name} must have at least one feature (D >= 1), got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+        raise UserError(f"{name} contains non-finite values (NaN or inf)")
     return arr
 
 
@@ -89,7 +91,7 @@ class FeatureStats:
 
     def __init__(self, dim: int | None = None):
         if dim is not None and (int(dim) != dim or dim < 1):
-            raise ValueError(f"dim must be a positive integer or None, got {dim!r}")
+            raise UserError(f"dim must be a positive integer or None, got {dim!r}")
         self._dim: int | None = None
         self._count = 0
         self._mean: np.ndarray | None = None
@@ -108,7 +110,7 @@ class FeatureStats:
         """Add a [N, D] batch of features (any real dtype, any N >= 0). Returns self."""
         x = _as_features(features, "features")
         if self._dim is not None and x.shape[1] != self._dim:
-            raise ValueError(f"features have dimension {x.shape[1]}, expected {self._dim}")
+            raise UserError(f"features have dimension {x.shape[1]}, expected {self._dim}")
         if self._dim is None:
             self._set_dim(x.shape[1])
         n_b = x.shape[0]
@@ -127,12 +129,12 @@ class FeatureStats:
             if self._dim is None and other._dim is not None:
                 self._set_dim(other._dim)
             elif other._dim is not None and other._dim != self._dim:
-                raise ValueError(f"cannot merge stats of dimension {other._dim} into {self._dim}")
+                raise UserError(f"cannot merge stats of dimension {other._dim} into {self._dim}")
             return self
         if self._dim is None:
             self._set_dim(other._dim)
         if other._dim != self._dim:
-            raise ValueError(f"cannot merge stats of dimension {other._dim} into {self._dim}")
+            raise UserError(f"cannot merge stats of dimension {other._dim} into {self._dim}")
         self._combine(other._count, other._mean.copy(), other._m2.copy())
         return self
 
@@ -160,14 +162,14 @@ class FeatureStats:
     def mean(self) -> np.ndarray:
         """float64 [D] mean of the features."""
         if self._count < 1:
-            raise ValueError("mean needs at least 1 sample, got 0")
+            raise UserError("mean needs at least 1 sample, got 0")
         return self._mean.copy()
 
     @property
     def covariance(self) -> np.ndarray:
         """float64 [D, D] unbiased (N - 1) covariance of the features."""
         if self._count < 2:
-            raise ValueError(f"covariance needs at least 2 samples, got {self._count}")
+            raise UserError(f"covariance needs at least 2 samples, got {self._count}")
         cov = self._m2 / (self._count - 1)
         return (cov + cov.T) / 2  # exactly symmetric
 
@@ -179,7 +181,7 @@ class FeatureStats:
     def to_npz(self, path: str | os.PathLike) -> None:
         """Save to an .npz file, atomically (temp file in the same folder, then os.replace)."""
         if self._count < 1:
-            raise ValueError("nothing to save: no samples accumulated")
+            raise UserError("nothing to save: no samples accumulated")
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
@@ -204,20 +206,20 @@ class FeatureStats:
         with np.load(os.fspath(path), allow_pickle=False) as data:
             missing = {"format_version", "count", "mean", "m2"} - set(data.files)
             if missing:
-                raise ValueError(f"{path} is not a FeatureStats file (missing {sorted(missing)})")
+                raise UserError(f"{path} is not a FeatureStats file (missing {sorted(missing)})")
             version = int(data["format_version"])
             count = int(data["count"])
             mean = np.asarray(data["mean"], np.float64)
             m2 = np.asarray(data["m2"], np.float64)
         if version != _NPZ_FORMAT:
-            raise ValueError(f"{path}: unsupported FeatureStats format version {version}")
+            raise UserError(f"{path}: unsupported FeatureStats format version {version}")
         if count < 1 or mean.ndim != 1 or m2.shape != (mean.shape[0], mean.shape[0]):
-            raise ValueError(
+            raise UserError(
                 f"{path}: inconsistent FeatureStats (count={count}, mean {mean.shape}, "
                 f"m2 {m2.shape})"
             )
         if not (np.isfinite(mean).all() and np.isfinite(m2).all()):
-            raise ValueError(f"{path}: FeatureStats contain non-finite values")
+            raise UserError(f"{path}: FeatureStats contain non-finite values")
         stats = cls(mean.shape[0])
         stats._count, stats._mean, stats._m2 = count, mean, m2
         return stats
@@ -250,18 +252,18 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     sigma1 = np.atleast_2d(_as_real_array(sigma1, "sigma1"))
     sigma2 = np.atleast_2d(_as_real_array(sigma2, "sigma2"))
     if mu1.ndim != 1 or mu2.ndim != 1:
-        raise ValueError(f"means must be 1-D, got shapes {mu1.shape} and {mu2.shape}")
+        raise UserError(f"means must be 1-D, got shapes {mu1.shape} and {mu2.shape}")
     if mu1.shape != mu2.shape:
-        raise ValueError(f"means have different lengths: {mu1.shape[0]} and {mu2.shape[0]}")
+        raise UserError(f"means have different lengths: {mu1.shape[0]} and {mu2.shape[0]}")
     d = mu1.shape[0]
     for name, s in (("sigma1", sigma1), ("sigma2", sigma2)):
         if s.shape != (d, d):
-            raise ValueError(f"{name} must have shape ({d}, {d}) to match the means, got {s.shape}")
+            raise UserError(f"{name} must have shape ({d}, {d}) to match the means, got {s.shape}")
     for name, a in (("mu1", mu1), ("mu2", mu2), ("sigma1", sigma1), ("sigma2", sigma2)):
         if not np.isfinite(a).all():
-            raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+            raise UserError(f"{name} contains non-finite values (NaN or inf)")
     if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+        raise UserError(f"eps must be >= 0, got {eps}")
 
     diff = mu1 - mu2
     covmean = _sqrtm_product(sigma1, sigma2)
@@ -269,11 +271,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
         offset = np.eye(d) * eps
         covmean = _sqrtm_product(sigma1 + offset, sigma2 + offset)
     if not np.isfinite(covmean).all():
-        raise ValueError("sqrtm(sigma1 @ sigma2) is not finite even after adding eps * I")
+        raise UserError("sqrtm(sigma1 @ sigma2) is not finite even after adding eps * I")
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=_IMAG_ATOL):
             m = np.max(np.abs(covmean.imag))
-            raise ValueError(f"sqrtm(sigma1 @ sigma2) has a large imaginary component {m:.3g}")
+            raise UserError(f"sqrtm(sigma1 @ sigma2) has a large imaginary component {m:.3g}")
         covmean = covmean.real
     fid = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean)
     # The distance is >= 0; round-off can leave a tiny negative for (nearly) identical inputs.
@@ -285,7 +287,7 @@ def fid_from_stats(a: FeatureStats, b: FeatureStats, eps: float = 1e-6) -> float
     if not isinstance(a, FeatureStats) or not isinstance(b, FeatureStats):
         raise TypeError("fid_from_stats takes two FeatureStats")
     if a.dim != b.dim:
-        raise ValueError(f"stats have different dimensions: {a.dim} and {b.dim}")
+        raise UserError(f"stats have different dimensions: {a.dim} and {b.dim}")
     return frechet_distance(a.mean, a.covariance, b.mean, b.covariance, eps=eps)
 
 
@@ -319,16 +321,16 @@ def kernel_inception_distance(
     a = _as_features(features_a, "features_a")
     b = _as_features(features_b, "features_b")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
+        raise UserError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
     if int(num_subsets) != num_subsets or num_subsets < 1:
-        raise ValueError(f"num_subsets must be a positive integer, got {num_subsets!r}")
+        raise UserError(f"num_subsets must be a positive integer, got {num_subsets!r}")
     if int(subset_size) != subset_size or subset_size < 2:
-        raise ValueError(f"subset_size must be an integer >= 2, got {subset_size!r}")
+        raise UserError(f"subset_size must be an integer >= 2, got {subset_size!r}")
     if int(degree) != degree or degree < 1:
-        raise ValueError(f"degree must be a positive integer, got {degree!r}")
+        raise UserError(f"degree must be a positive integer, got {degree!r}")
     m = min(int(subset_size), a.shape[0], b.shape[0])
     if m < 2:
-        raise ValueError(
+        raise UserError(
             f"KID needs at least 2 samples in each set, got {a.shape[0]} and {b.shape[0]}"
         )
     gamma = 1.0 / a.shape[1] if gamma is None else float(gamma)
@@ -355,16 +357,16 @@ def inception_score(
     p = _as_features(probabilities, "probabilities")
     n = p.shape[0]
     if int(splits) != splits or splits < 1:
-        raise ValueError(f"splits must be a positive integer, got {splits!r}")
+        raise UserError(f"splits must be a positive integer, got {splits!r}")
     splits = int(splits)
     if n < splits:
-        raise ValueError(f"need at least {splits} predictions for {splits} splits, got {n}")
+        raise UserError(f"need at least {splits} predictions for {splits} splits, got {n}")
     if (p < 0).any():
-        raise ValueError("probabilities must be non-negative")
+        raise UserError("probabilities must be non-negative")
     sums = p.sum(axis=1)
     worst = int(np.argmax(np.abs(sums - 1.0)))
     if abs(sums[worst] - 1.0) > tolerance:
-        raise ValueError(
+        raise UserError(
             f"probability rows must sum to 1 (within {tolerance}); row {worst} sums to "
             f"{sums[worst]:.6g}"
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from keras_dcgan.errors import UserError
+
 
 @keras.saving.register_keras_serializable(package="keras_dcgan")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
@@ -70,4 +72,4 @@ def activation(name: str, leaky_slope: float = 0.2):
         return keras.layers.LeakyReLU(negative_slope=leaky_slope)
     if name in ("relu", "elu"):
         return keras.layers.Activation(name)
-    raise ValueError(f"Unknown activation {name!r}; use relu, leaky_relu or elu.")
+    raise UserError(f"Unknown activation {name!r}; use relu, leaky_relu or elu.")

@@ -6,6 +6,7 @@ import math
 
 import keras
 
+from keras_dcgan.errors import UserError
 from keras_dcgan.models import _layers
 
 
@@ -34,7 +35,7 @@ class ConvNetwork(keras.Model):
         widths = tuple(int(w) for w in widths)
         expected = int(math.log2(image_size)) - 2
         if len(widths) != expected:
-            raise ValueError(
+            raise UserError(
                 f"{type(self).__name__} for {image_size}px needs {expected} widths (one per "
                 f"scale between 4x4 and {image_size // 2}px); got {len(widths)}: {widths}."
             )

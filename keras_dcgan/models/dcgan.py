@@ -2,20 +2,172 @@
 
 from __future__ import annotations
 
+import logging
+
 import keras
 import tensorflow as tf
+
+# Keras' MonitorCallback reads metric directions only inside this private container (Keras 3.15).
+from keras.src.trainers.compile_utils import MetricsList
 
 from keras_dcgan import augment as augment_lib
 from keras_dcgan import latent, losses
 from keras_dcgan.config import check_r1_gamma
 from keras_dcgan.data.preprocessing import check_dataset, check_images_spec, image_part
+from keras_dcgan.errors import UserError
 from keras_dcgan.models.discriminator import Discriminator
 from keras_dcgan.models.generator import Generator
 
+log = logging.getLogger(__name__)
 
-def default_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999):
+
+def default_optimizer(
+    learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, name: str = "adam"
+):
     """The paper's Adam (lr 2e-4, beta1 0.5)."""
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+    return keras.optimizers.Adam(
+        learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, name=name
+    )
+
+
+NETWORKS_HELP = (
+    "Any Keras model works as G if it maps z float32 [N, z_dim] to images [N, S, S, C] in "
+    "[-1, 1] (S a power of two, C 1 or 3; e.g. a Sequential that starts with "
+    "keras.Input((z_dim,)) and ends in tanh), and as D if it maps those images to one logit per "
+    "image, [N, 1]."
+)
+
+
+def generator_z_dim(generator) -> int:
+    """The latent size G takes: its `z_dim` attribute (the package's `Generator`), else the width
+    of its input, [N, z_dim] (a Sequential or functional model with an Input)."""
+    z_dim = getattr(generator, "z_dim", None)
+    if z_dim is None:
+        try:
+            shape = tuple(generator.input_shape)
+        except (AttributeError, ValueError, TypeError):
+            shape = None
+        if shape is None or len(shape) != 2 or not shape[1]:
+            raise UserError(
+                f"Cannot tell the latent size of the generator {generator.name!r}: give it an "
+                f"input layer (keras.Input((z_dim,))) or a z_dim attribute. {NETWORKS_HELP}"
+            )
+        z_dim = shape[1]
+    return int(z_dim)
+
+
+def _output_shape(model, input_shape, what: str) -> tuple:
+    try:
+        spec = model.compute_output_spec(keras.KerasTensor(input_shape))
+    except Exception as e:  # noqa: BLE001 (whatever the user's model raises)
+        raise UserError(
+            f"The {what} {model.name!r} fails on inputs of shape {input_shape}: "
+            f"{str(e).strip().splitlines()[0][:200]} {NETWORKS_HELP}"
+        ) from None
+    if not hasattr(spec, "shape"):
+        raise UserError(f"The {what} {model.name!r} must return one tensor. {NETWORKS_HELP}")
+    return tuple(spec.shape)
+
+
+def generator_image_shape(generator, z_dim: int) -> tuple[int, int, int]:
+    """(S, S, C) of G's images: from the package's `Generator`, else from its output shape."""
+    if hasattr(generator, "image_size") and hasattr(generator, "channels"):
+        return (generator.image_size, generator.image_size, generator.channels)
+    shape = _output_shape(generator, (None, z_dim), "generator")
+    size = shape[1] if len(shape) == 4 else None
+    if (
+        len(shape) != 4
+        or size != shape[2]
+        or not size
+        or size & (size - 1)
+        or shape[3] not in (1, 3)
+    ):
+        raise UserError(
+            f"The generator {generator.name!r} maps [N, {z_dim}] to shape {shape}. {NETWORKS_HELP}"
+        )
+    return (int(size), int(size), int(shape[3]))
+
+
+def check_discriminator(discriminator, image_shape) -> None:
+    """Raises a UserError unless D takes G's images and gives [N, 1] logits."""
+    if hasattr(discriminator, "image_size") and hasattr(discriminator, "channels"):
+        takes = (discriminator.image_size, discriminator.image_size, discriminator.channels)
+        if takes != tuple(image_shape):
+            raise UserError(
+                "Generator and discriminator disagree on the image shape: "
+                f"G makes {image_shape[0]}px x {image_shape[2]}, "
+                f"D takes {takes[0]}px x {takes[2]}."
+            )
+        return
+    shape = _output_shape(discriminator, (None, *image_shape), "discriminator")
+    if len(shape) != 2 or shape[1] != 1:
+        size, _, channels = image_shape
+        raise UserError(
+            f"The discriminator {discriminator.name!r} maps images [N, {size}, {size}, "
+            f"{channels}] to shape {shape}, not one logit per image [N, 1]. {NETWORKS_HELP}"
+        )
+
+
+class GANOptimizers:
+    """`DCGAN.optimizer`: G's and D's optimizers, seen as one by Keras' callbacks.
+
+    Keras' `LearningRateScheduler` and `ReduceLROnPlateau` act on each optimizer of
+    `model.optimizer.optimizers` (so `LearningRateScheduler(lambda epoch, lr: lr * 0.5)` halves
+    G's rate and D's, each from its own value) and log `learning_rate_<optimizer name>`
+    (`learning_rate_g_optimizer`, `learning_rate_d_optimizer` for the default optimizers).
+    `learning_rate` reads the rate both share (an AttributeError when they differ) and sets both;
+    `iterations` counts training iterations (G updates), the step TensorBoard logs against.
+    """
+
+    def __init__(self, gan: DCGAN):
+        self._gan = gan
+
+    @property
+    def optimizers(self) -> list:
+        return [self._gan.g_optimizer, self._gan.d_optimizer]
+
+    @property
+    def built(self) -> bool:
+        return all(o.built for o in self.optimizers)
+
+    def build(self, variables=None) -> None:
+        """Builds each optimizer on its own network's variables (`variables` is ignored)."""
+        self._gan._build_optimizers()
+
+    @property
+    def iterations(self):
+        return self._gan.g_optimizer.iterations
+
+    @property
+    def variables(self) -> list:
+        return [v for o in self.optimizers for v in o.variables]
+
+    @property
+    def learning_rate(self) -> float:
+        g, d = (float(keras.ops.convert_to_numpy(o.learning_rate)) for o in self.optimizers)
+        if g != d:
+            raise AttributeError(
+                f"G's and D's learning rates differ ({g:g}, {d:g}): read "
+                "gan.g_optimizer.learning_rate and gan.d_optimizer.learning_rate."
+            )
+        return g
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        for optimizer in self.optimizers:
+            optimizer.learning_rate = value
+
+    def __repr__(self):
+        return f"GANOptimizers(g={self._gan.g_optimizer!r}, d={self._gan.d_optimizer!r})"
+
+
+class _Trackers(MetricsList):
+    """The DCGAN's metrics, wrapped as Keras' own compiled metrics are: its callbacks that
+    monitor a quantity (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau) look inside such a
+    list for a metric's `_direction`, so that `monitor="g_loss"` needs no `mode="min"`."""
+
+    def result(self):
+        return self.get_result()
 
 
 @keras.saving.register_keras_serializable(package="keras_dcgan")
@@ -74,17 +226,11 @@ class DCGAN(keras.Model):
             generator = keras.saving.deserialize_keras_object(generator)
         if isinstance(discriminator, dict):
             discriminator = keras.saving.deserialize_keras_object(discriminator)
-        if (generator.image_size, generator.channels) != (
-            discriminator.image_size,
-            discriminator.channels,
-        ):
-            raise ValueError(
-                "Generator and discriminator disagree on the image shape: "
-                f"G makes {generator.image_size}px x {generator.channels}, "
-                f"D takes {discriminator.image_size}px x {discriminator.channels}."
-            )
+        self._z_dim = generator_z_dim(generator)
+        self._image_shape = generator_image_shape(generator, self._z_dim)
+        check_discriminator(discriminator, self._image_shape)
         if z_prior not in latent.PRIORS:
-            raise ValueError(f"Unknown z_prior {z_prior!r}; use one of {latent.PRIORS}.")
+            raise UserError(f"Unknown z_prior {z_prior!r}; use one of {latent.PRIORS}.")
         self.generator = generator
         self.discriminator = discriminator
         self.z_prior = z_prior
@@ -95,6 +241,8 @@ class DCGAN(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        for loss_tracker in (self.d_loss_tracker, self.g_loss_tracker):
+            loss_tracker._direction = "down"  # lower is better (see `_Trackers`)
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
         # Logged only when the penalty is on: runs without it log what they did before.
@@ -114,17 +262,59 @@ class DCGAN(keras.Model):
             r1_gamma=r1_gamma,
         )
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None) -> DCGAN:
+        """The DCGAN of `config`: a `keras_dcgan.config.Config` (an experiment, e.g.
+        `get_config("paper64")`) or the dict of `get_config()` (Keras serialization).
+
+        From a `Config`, the model is the one its run trains: the architecture, the training
+        recipe (augment, r1_gamma), the seed, and compiled with the config's Adam for G and D
+        (call it inside `strategy.scope()` under tf.distribute, then `build()`).
+        """
+        from keras_dcgan.config import Config
+
+        if not isinstance(config, Config):
+            return super().from_config(config, custom_objects=custom_objects)
+        tc = config.train
+        steps_per_execution = tc.steps_per_execution
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1 and steps_per_execution > 1:
+            log.warning("steps_per_execution > 1 fails with several replicas; using 1.")
+            steps_per_execution = 1
+        gan = cls.from_model_config(
+            config.model, seed=tc.seed, augment=tc.augment, r1_gamma=tc.r1_gamma
+        )
+        gan.compile(
+            g_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2, "g_optimizer"),
+            d_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2, "d_optimizer"),
+            steps_per_execution=steps_per_execution,
+        )
+        return gan
+
     # ----------------------------------------------------------------------------- shapes
     @property
     def z_dim(self) -> int:
-        return self.generator.z_dim
+        return self._z_dim
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        g = self.generator
-        return (g.image_size, g.image_size, g.channels)
+        return self._image_shape
 
     # ------------------------------------------------------------------ build and compile
+    @property
+    def optimizer(self) -> GANOptimizers | None:
+        """G's and D's optimizers together (see `GANOptimizers`); None before `compile()`."""
+        if getattr(self, "g_optimizer", None) is None:
+            return None
+        return GANOptimizers(self)
+
+    @optimizer.setter
+    def optimizer(self, value):
+        # keras.Model.compile assigns the optimizer it was given, None here (see `compile`).
+        if value is not None:
+            raise UserError(
+                "A DCGAN has two optimizers: set them with compile(g_optimizer=, d_optimizer=)."
+            )
+
     def build(self, input_shape=None):
         """Creates G's and D's variables (and the optimizers', once compiled).
 
@@ -152,16 +342,21 @@ class DCGAN(keras.Model):
         """
         for key in ("optimizer", "loss", "metrics"):
             if key in kwargs:
-                raise ValueError(
+                raise UserError(
                     f"DCGAN.compile() takes g_optimizer and d_optimizer, not {key!r}: the losses "
                     "and metrics are fixed by the train step."
                 )
         kwargs.setdefault("jit_compile", False)
-        keras.Model.compile(self, optimizer=None, **kwargs)
-        self.g_optimizer = keras.optimizers.get(g_optimizer or default_optimizer())
-        self.d_optimizer = keras.optimizers.get(d_optimizer or default_optimizer())
+        # Keras' own loss scaling would wrap `self.optimizer`, which is not one optimizer here.
+        keras.Model.compile(self, optimizer=None, auto_scale_loss=False, **kwargs)
+        self.g_optimizer = keras.optimizers.get(
+            g_optimizer or default_optimizer(name="g_optimizer")
+        )
+        self.d_optimizer = keras.optimizers.get(
+            d_optimizer or default_optimizer(name="d_optimizer")
+        )
         if self.g_optimizer is self.d_optimizer:
-            raise ValueError("G and D need two distinct optimizer instances.")
+            raise UserError("G and D need two distinct optimizer instances.")
         self._gan_compile_kwargs = {k: kwargs[k] for k in ("steps_per_execution",) if k in kwargs}
         self._build_optimizers()
 
@@ -215,6 +410,35 @@ class DCGAN(keras.Model):
         if "noise_seed_state" in store:
             self.seed_generator.state.assign(store["noise_seed_state"])
 
+    # ------------------------------------------------------------------------- export
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
+               **kwargs):  # fmt: skip
+        """Writes the generator as a TF Serving SavedModel at `filepath` (a new folder, e.g.
+        `exports/dcgan/1`): the same SavedModel as `dcgan export`, with the signatures
+        `serving_default` (z), `from_seeds` and `interpolate` (see `keras_dcgan.export`).
+
+        `kwargs` are those of `keras_dcgan.export.write_saved_model` (max_batch, model_name,
+        warmup). For a new version under a TF Serving base path, use
+        `keras_dcgan.export.export_generator(gan, export_base)`.
+        """
+        from keras_dcgan.export import write_saved_model
+
+        if format != "tf_saved_model":
+            raise UserError(
+                f"DCGAN.export writes TF Serving's SavedModel (format='tf_saved_model'); got "
+                f"format={format!r}. For another format export the generator itself: "
+                "gan.generator.export(path, format=...)."
+            )
+        if input_signature is not None:
+            raise UserError(
+                "DCGAN.export has fixed signatures (z, seeds, interpolate); input_signature "
+                "cannot be set. Export gan.generator for a signature of your own."
+            )
+        path = write_saved_model(self, filepath, **kwargs)
+        if verbose:
+            print(f"Saved the generator's serving SavedModel at {path}")
+        return path
+
     # ----------------------------------------------------------------------------- sampling
     def call(self, z, training=False):
         """G(z): float32 [N, z_dim] -> images float32 [N, H, W, C] in [-1, 1]."""
@@ -224,7 +448,7 @@ class DCGAN(keras.Model):
         """Images from integer seeds (default: seeds 0..num-1), BatchNorm in inference mode."""
         if seeds is None:
             if num is None:
-                raise ValueError("Give the number of samples or their seeds.")
+                raise UserError("Give the number of samples or their seeds.")
             seeds = range(num)
         z = latent.latents_from_seeds(list(seeds), self.z_dim, self.z_prior)
         return self.generator(z, training=False)
@@ -232,13 +456,16 @@ class DCGAN(keras.Model):
     # ------------------------------------------------------------------------- training
     @property
     def metrics(self):
+        """One `_Trackers` list: d_loss, g_loss, d_real, d_fake (and r1_penalty when on)."""
         trackers = [
             self.d_loss_tracker,
             self.g_loss_tracker,
             self.d_real_tracker,
             self.d_fake_tracker,
         ]
-        return trackers + ([self.r1_tracker] if self.r1_tracker is not None else [])
+        if self.r1_tracker is not None:
+            trackers.append(self.r1_tracker)
+        return [_Trackers(trackers, name="dcgan_metrics")]
 
     def _real_images(self, data):
         """The image tensor of a batch: images, (images, labels...), or {'image': ...}."""
@@ -339,7 +566,7 @@ class DCGAN(keras.Model):
         self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
         if r1 is not None:
             self.r1_tracker.update_state(tf.reduce_mean(r1))
-        results = {m.name: m.result() for m in self.metrics}
+        results = self.get_metrics_result()
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras 3's fit() fails to reduce scalar metrics over workers (keras#20585,
             # tensorflow#72388); shape (1,) goes through.
@@ -351,7 +578,7 @@ class DCGAN(keras.Model):
         emptiness) so that bad input fails with one line naming the problem."""
         check_dataset(x, self.image_shape)
         if self.g_optimizer is None:
-            raise ValueError("Call compile() before fit().")
+            raise UserError("Call compile() before fit().")
         if not self.built:
             # Build in the model's strategy scope (see `build`).
             with self.distribute_strategy.scope():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_dcgan.errors import UserError
 from keras_dcgan.models import _layers
 from keras_dcgan.models._network import ConvNetwork
 
@@ -122,7 +123,7 @@ def random_discriminator(architecture, seed: int = 0):
         if hasattr(architecture, "model"):
             architecture = architecture.model
         if not hasattr(architecture, "d_widths"):
-            raise ValueError(f"Expected a ModelConfig or a Discriminator; got {architecture!r}.")
+            raise UserError(f"Expected a ModelConfig or a Discriminator; got {architecture!r}.")
         discriminator = Discriminator.from_model_config(architecture)
     discriminator.build()
     layers = [layer for block in discriminator.blocks for layer in block] + [discriminator.logit]

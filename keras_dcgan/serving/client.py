@@ -29,6 +29,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from keras_dcgan.errors import UserError
+
 MAX_MESSAGE_BYTES = 256 << 20
 
 
@@ -54,7 +56,7 @@ class GeneratorClient:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ):
         if max_batch_per_request < 1:
-            raise ValueError(f"max_batch_per_request must be >= 1; got {max_batch_per_request}.")
+            raise UserError(f"max_batch_per_request must be >= 1; got {max_batch_per_request}.")
         self.target = target
         self.model_name = model_name
         self.version = version
@@ -142,7 +144,7 @@ class GeneratorClient:
         arrays = {k: np.asarray(v) for k, v in inputs.items()}
         n = len(next(iter(arrays.values())))
         if n == 0:
-            raise ValueError("Nothing to request: the batch is empty.")
+            raise UserError("Nothing to request: the batch is empty.")
         chunks = []
         for start in range(0, n, self.max_batch_per_request):
             request = self._spec(predict_pb2.PredictRequest())
@@ -159,7 +161,7 @@ class GeneratorClient:
         """uint8 images [N, H, W, C] from integer seeds (default 0..num-1), as `DCGAN.sample`."""
         if seeds is None:
             if num is None:
-                raise ValueError("Give the number of samples or their seeds.")
+                raise UserError("Give the number of samples or their seeds.")
             seeds = range(num)
         seeds = np.asarray(list(seeds), np.int64)
         return self.predict("from_seeds", {"seeds": seeds})["images"]
@@ -171,7 +173,7 @@ class GeneratorClient:
     def interpolate(self, z_start, z_end, steps: int) -> np.ndarray:
         """uint8 images [steps, H, W, C] along the straight line from z_start to z_end."""
         if steps < 2:
-            raise ValueError(f"steps must be >= 2; got {steps}.")
+            raise UserError(f"steps must be >= 2; got {steps}.")
         z_start = np.broadcast_to(np.asarray(z_start, np.float32), (steps, self.z_dim))
         z_end = np.broadcast_to(np.asarray(z_end, np.float32), (steps, self.z_dim))
         t = np.linspace(0.0, 1.0, steps, dtype=np.float32)

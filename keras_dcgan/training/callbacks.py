@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dcgan import images as image_utils
+from keras_dcgan.errors import UserError
 
 
 def iterations(gan) -> int:
@@ -294,7 +295,7 @@ class QualityMetrics(keras.callbacks.Callback):
                  log_dir: str | None = None):  # fmt: skip
         super().__init__()
         if every_epochs < 1:
-            raise ValueError(f"every_epochs must be >= 1; got {every_epochs}.")
+            raise UserError(f"every_epochs must be >= 1; got {every_epochs}.")
         self.metrics = list(metrics)
         self.every_epochs = every_epochs
         self.source, self.network, self.split = source, network, split

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dcgan.config import Config
+from keras_dcgan.errors import UserError
 from keras_dcgan.models import DCGAN
 from keras_dcgan.paths import PathError, ensure_folder, reason, write_failure
 from keras_dcgan.training.callbacks import iterations
@@ -317,7 +318,7 @@ class RunCheckpointer:
             self.restored_from = prefix
             return prefix
         if failures:
-            raise ValueError(
+            raise UserError(
                 f"No readable checkpoint in {self.directory} (tried {len(failures)}: "
                 f"{', '.join(os.path.basename(f) for f in failures)}); move the folder away to "
                 "start over."
@@ -599,10 +600,10 @@ def _read_lock_info(fd: int) -> dict:
 
 
 def load_trained(model_dir: str) -> tuple[Config, DCGAN]:
-    """Rebuilds the DCGAN of a run folder from its config and its newest readable checkpoint."""
+    """Rebuilds the DCGAN of a run folder, as trained (`DCGAN.from_config` of its config: the
+    architecture, augment, r1_gamma, seed and optimizers), with its newest readable checkpoint."""
     config = read_config(model_dir)
-    gan = DCGAN.from_model_config(config.model, seed=config.train.seed)
-    gan.compile()
+    gan = DCGAN.from_config(config)  # the model as trained: recipe and optimizers included
     gan.build()
     checkpointer = RunCheckpointer(gan, model_dir, keep=10**6)
     if checkpointer.restore() is None:

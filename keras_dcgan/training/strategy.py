@@ -7,6 +7,7 @@ import os
 import tensorflow as tf
 
 from keras_dcgan.config import STRATEGIES
+from keras_dcgan.errors import UserError
 
 
 def get_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.distribute.Strategy:
@@ -22,10 +23,10 @@ def get_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.dis
     - "tpu": TPUStrategy on the TPU that $TPU_NAME names (Colab and Cloud TPU VMs need none).
     """
     if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+        raise UserError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
-            raise ValueError(
+            raise UserError(
                 "--strategy=multi_worker needs the TF_CONFIG environment variable (the cluster "
                 "and this worker's task); see the README, 'On several machines'."
             )
@@ -38,7 +39,7 @@ def get_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.dis
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, RuntimeError, tf.errors.OpError) as e:
-            raise ValueError(f"--strategy=tpu found no TPU: {e}") from None
+            raise UserError(f"--strategy=tpu found no TPU: {e}") from None
         return tf.distribute.TPUStrategy(resolver)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
@@ -48,7 +49,7 @@ def get_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.dis
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices)
     if devices and len(devices) != 1:
-        raise ValueError(f"one_device takes exactly one device; got {devices}.")
+        raise UserError(f"one_device takes exactly one device; got {devices}.")
     device = devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0")
     return tf.distribute.OneDeviceStrategy(device)
 

@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from keras_dcgan import data as data_lib
 from keras_dcgan.config import Config
-from keras_dcgan.models import DCGAN, default_optimizer
+from keras_dcgan.errors import Error, UserError
+from keras_dcgan.models import DCGAN
 from keras_dcgan.training import callbacks as callbacks_lib
 from keras_dcgan.training import checkpoints
 from keras_dcgan.training.strategy import get_strategy, is_chief, is_multi_worker
@@ -79,7 +80,7 @@ def _check_resume(config: Config, model_dir: str) -> tuple[Config | None, bool]:
         for p in checkpoints.checkpoint_files(os.path.join(model_dir, checkpoints.CHECKPOINT_DIR))
     ]
     if any(steps):
-        raise ValueError(problem)
+        raise UserError(problem)
     return saved, True
 
 
@@ -89,14 +90,14 @@ def _check_batch_size(model_dir: str, checkpointer, saved: Config | None, batch_
     epoch, batch = checkpointer.position
     old = checkpointer.saved_batch_size or (saved.train.batch_size if saved else 0)
     if batch and old and old != batch_size:
-        raise ValueError(
+        raise UserError(
             f"{model_dir} stopped in the middle of epoch {epoch + 1}, after {batch} batches of "
             f"{old}; continue it with batch_size={old} (--batch_size={old}), or choose a new "
             "--model_dir. (The batch size may change at an epoch boundary.)"
         )
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(Error, RuntimeError):
     """Raised when the losses stay non-finite after the configured number of retries."""
 
 
@@ -193,18 +194,8 @@ def _train(config, model_dir, dataset, strategy, chief, verbose, callbacks, save
         def epoch_data(epoch, skip_batches):
             return dataset.skip(skip_batches) if skip_batches else dataset
 
-    steps_per_execution = tc.steps_per_execution
-    if strategy.num_replicas_in_sync > 1 and steps_per_execution > 1:
-        log.warning("steps_per_execution > 1 fails with several replicas; using 1.")
-        steps_per_execution = 1
-
     with strategy.scope():
-        gan = DCGAN.from_model_config(mc, seed=tc.seed, augment=tc.augment, r1_gamma=tc.r1_gamma)
-        gan.compile(
-            g_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
-            d_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
-            steps_per_execution=steps_per_execution,
-        )
+        gan = DCGAN.from_config(config)
         gan.build()  # variables and optimizer slots in scope, before fit()
         checkpointer = checkpoints.RunCheckpointer(
             gan, model_dir, tc.checkpoints_to_keep, range(tc.num_preview),
