@@ -6,7 +6,7 @@ import sys
 
 from absl import flags
 
-from keras_dcgan.config import PRESETS, STRATEGIES
+from keras_dcgan.config import PRECISIONS, PRESETS, STRATEGIES
 
 _PRESET = flags.DEFINE_enum("preset", "digits32", list(PRESETS), "Named configuration.")
 _DATASET = flags.DEFINE_string(
@@ -59,6 +59,16 @@ _R1_GAMMA = flags.DEFINE_float(
 _DETERMINISTIC = flags.DEFINE_boolean(
     "deterministic", None, "TF op determinism: a resumed run equals an uninterrupted one."
 )
+_PRECISION = flags.DEFINE_enum(
+    "precision",
+    None,
+    list(PRECISIONS),
+    "Keras dtype policy: float32, mixed_float16 (T4/V100; dynamic loss scaling) or "
+    "mixed_bfloat16 (A100/L4/H100, TPUs, CPUs with AVX512_BF16).",
+)
+_JIT_COMPILE = flags.DEFINE_boolean(
+    "jit_compile", None, "Compile the train step with XLA (one device only; default off)."
+)
 
 
 def main(argv: list[str]) -> None:
@@ -93,6 +103,8 @@ def main(argv: list[str]) -> None:
             inception_weights=_INCEPTION.value,
             augment=_AUGMENT.value,
             r1_gamma=_R1_GAMMA.value,
+            precision=_PRECISION.value,
+            jit_compile=_JIT_COMPILE.value,
         )
         result = train(config, _MODEL_DIR.value, strategy=_STRATEGY.value)
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:

@@ -52,7 +52,12 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
 
 def batch_norm(
-    init_stddev: float, momentum: float, epsilon: float, synchronized: bool, fused: bool = True
+    init_stddev: float,
+    momentum: float,
+    epsilon: float,
+    synchronized: bool,
+    fused: bool = True,
+    dtype=None,
 ):
     """BatchNorm with gamma ~ N(1, init_stddev), as the paper's code initialises it."""
     fused = fused and not synchronized
@@ -62,12 +67,13 @@ def batch_norm(
         epsilon=epsilon,
         synchronized=synchronized,
         gamma_initializer=keras.initializers.RandomNormal(1.0, init_stddev),
+        dtype=dtype,
     )
 
 
-def activation(name: str, leaky_slope: float = 0.2):
+def activation(name: str, leaky_slope: float = 0.2, dtype=None):
     if name == "leaky_relu":
-        return keras.layers.LeakyReLU(negative_slope=leaky_slope)
+        return keras.layers.LeakyReLU(negative_slope=leaky_slope, dtype=dtype)
     if name in ("relu", "elu"):
-        return keras.layers.Activation(name)
+        return keras.layers.Activation(name, dtype=dtype)
     raise ValueError(f"Unknown activation {name!r}; use relu, leaky_relu or elu.")

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_dcgan import augment as augment_lib
 from keras_dcgan import latent, losses
-from keras_dcgan.config import check_r1_gamma
+from keras_dcgan.config import check_precision, check_r1_gamma
 from keras_dcgan.data.preprocessing import check_dataset, check_images_spec, image_part
 from keras_dcgan.models.discriminator import Discriminator
 from keras_dcgan.models.generator import Generator
@@ -16,6 +16,75 @@ from keras_dcgan.models.generator import Generator
 def default_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999):
     """The paper's Adam (lr 2e-4, beta1 0.5)."""
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+
+# ------------------------------------------------------------------------- loss scaling
+# Under `mixed_float16` each network's optimizer is a `keras.optimizers.LossScaleOptimizer` with
+# its own dynamic scale. Keras' `Model.compile` wraps only `model.optimizer`, and the optimizer
+# alone is not enough: it DIVIDES the gradients by its scale in `apply`, so the train step must
+# multiply the loss by the same scale (`scale_loss`) before taking gradients. A step whose
+# gradients are not finite is skipped for that network (weights, Adam moments and `iterations`
+# untouched) and its scale halved; after `dynamic_growth_steps` finite steps the scale doubles.
+
+
+def with_loss_scaling(optimizer, network):
+    """`optimizer`, wrapped in a `LossScaleOptimizer` when `network` computes in float16 (and it
+    is not one already); unchanged otherwise (float32 and bfloat16 need no loss scaling)."""
+    needs_scaling = network.dtype_policy.compute_dtype == "float16"
+    if needs_scaling and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{network.name}_loss_scale")
+    return optimizer
+
+
+def _unscaled(optimizer):
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def _scale_loss(optimizer, loss):
+    """`loss` times the optimizer's current loss scale (the loss itself without loss scaling)."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.scale_loss(loss)
+    return loss
+
+
+def _loss_scale(optimizer):
+    """The optimizer's current loss scale as a float32 tensor (None without loss scaling)."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return tf.convert_to_tensor(optimizer.dynamic_scale.value)
+    return None
+
+
+def _apply_gradients(optimizer, grads, variables):
+    """`optimizer.apply_gradients`, with every replica agreeing on whether to skip the step.
+
+    Keras' `LossScaleOptimizer` checks the gradients for inf/NaN BEFORE the inner optimizer
+    sums them over replicas, and under MirroredStrategy it decides from the first replica's
+    check only: a step that overflowed on another replica would be applied, its non-finite sum
+    written into the weights of all. So the non-finite flag is summed over replicas first, and
+    where any replica overflowed, a NaN is added to this replica's first gradient: every replica
+    then makes the same (skipping) decision.
+    """
+    ctx = tf.distribute.get_replica_context()
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    if scaled and ctx is not None and ctx.num_replicas_in_sync > 1:
+        grads = list(grads)
+        overflowed = tf.cast(tf.logical_not(optimizer.check_finite(grads)), tf.float32)
+        overflowed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, overflowed)
+        first = next(i for i, g in enumerate(grads) if g is not None)
+        poison = tf.where(overflowed > 0, float("nan"), 0.0)
+        grads[first] = grads[first] + tf.cast(poison, grads[first].dtype)
+    optimizer.apply_gradients(zip(grads, variables, strict=True))
+
+
+def _check_jit_compile(jit_compile, strategy) -> None:
+    """A clear error for XLA under tf.distribute with several replicas, which TF cannot run."""
+    if jit_compile is True and strategy.num_replicas_in_sync > 1:
+        raise ValueError(
+            f"jit_compile=True does not work with {strategy.num_replicas_in_sync} replicas "
+            f"({type(strategy).__name__}): XLA compiles the step for one device while each "
+            "replica's variables live on its own device (TF fails with 'Trying to access "
+            "resource ... located in device'). Use jit_compile=False with several replicas."
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_dcgan")
@@ -103,15 +172,23 @@ class DCGAN(keras.Model):
         self.d_optimizer = None
 
     @classmethod
-    def from_model_config(cls, mc, seed=None, augment: str = "", r1_gamma: float = 0.0) -> DCGAN:
-        """Builds the DCGAN that a `keras_dcgan.config.ModelConfig` describes."""
+    def from_model_config(
+        cls, mc, seed=None, augment: str = "", r1_gamma: float = 0.0, precision: str | None = None
+    ) -> DCGAN:
+        """Builds the DCGAN that a `keras_dcgan.config.ModelConfig` describes.
+
+        `precision`: the dtype policy of G and D (see `keras_dcgan.config.PRECISIONS`); None:
+        the global Keras policy.
+        """
+        dtype = None if precision is None else check_precision(precision)
         return cls(
-            Generator.from_model_config(mc, name="generator"),
-            Discriminator.from_model_config(mc, name="discriminator"),
+            Generator.from_model_config(mc, name="generator", dtype=dtype),
+            Discriminator.from_model_config(mc, name="discriminator", dtype=dtype),
             z_prior=mc.z_prior,
             seed=seed,
             augment=augment,
             r1_gamma=r1_gamma,
+            dtype=dtype,
         )
 
     # ----------------------------------------------------------------------------- shapes
@@ -157,12 +234,17 @@ class DCGAN(keras.Model):
                     "and metrics are fixed by the train step."
                 )
         kwargs.setdefault("jit_compile", False)
+        _check_jit_compile(kwargs["jit_compile"], self.distribute_strategy)
         keras.Model.compile(self, optimizer=None, **kwargs)
         self.g_optimizer = keras.optimizers.get(g_optimizer or default_optimizer())
         self.d_optimizer = keras.optimizers.get(d_optimizer or default_optimizer())
-        if self.g_optimizer is self.d_optimizer:
+        if _unscaled(self.g_optimizer) is _unscaled(self.d_optimizer):
             raise ValueError("G and D need two distinct optimizer instances.")
-        self._gan_compile_kwargs = {k: kwargs[k] for k in ("steps_per_execution",) if k in kwargs}
+        self.g_optimizer = with_loss_scaling(self.g_optimizer, self.generator)
+        self.d_optimizer = with_loss_scaling(self.d_optimizer, self.discriminator)
+        self._gan_compile_kwargs = {
+            k: kwargs[k] for k in ("steps_per_execution", "jit_compile") if k in kwargs
+        }
         self._build_optimizers()
 
     def get_compile_config(self):
@@ -296,8 +378,14 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             tape.watch(images)
             logits = self.discriminator(images, training=True)
-            total = tf.reduce_sum(logits)
-        return logits, losses.r1_penalty(tape.gradient(total, images), self.r1_gamma)
+            # Under float16, this inner gradient is loss-scaled like D's (and unscaled below),
+            # so that it does not underflow either.
+            total = _scale_loss(self.d_optimizer, tf.reduce_sum(logits))
+        gradient = tape.gradient(total, images)
+        scale = _loss_scale(self.d_optimizer)
+        if scale is not None:
+            gradient = gradient / scale
+        return logits, losses.r1_penalty(gradient, self.r1_gamma)
 
     def train_step(self, data):
         real = self._real_images(data)
@@ -324,13 +412,15 @@ class DCGAN(keras.Model):
                         d_per_example += r1
                     # Gradients are SUMMED over replicas: divide by the global batch, once.
                     d_loss = tf.nn.compute_average_loss(d_per_example)
+                    d_loss = _scale_loss(self.d_optimizer, d_loss)  # float16: D's loss scale
                 d_grads = d_tape.gradient(d_loss, d_vars)
-                self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
+                _apply_gradients(self.d_optimizer, d_grads, d_vars)
             g_logits = self.discriminator(self._augment(fake), training=True)
             g_per_example = losses.generator_loss(g_logits)
             g_loss = tf.nn.compute_average_loss(g_per_example)  # global batch, as above
+            g_loss = _scale_loss(self.g_optimizer, g_loss)  # float16: G's own loss scale
         g_grads = g_tape.gradient(g_loss, g_vars)
-        self.g_optimizer.apply_gradients(zip(g_grads, g_vars, strict=True))
+        _apply_gradients(self.g_optimizer, g_grads, g_vars)
 
         # Metrics are per-replica means (unscaled); Mean's variables sum over replicas.
         self.d_loss_tracker.update_state(tf.reduce_mean(d_per_example))
@@ -340,6 +430,12 @@ class DCGAN(keras.Model):
         if r1 is not None:
             self.r1_tracker.update_state(tf.reduce_mean(r1))
         results = {m.name: m.result() for m in self.metrics}
+        for name, optimizer in (
+            ("d_loss_scale", self.d_optimizer),
+            ("g_loss_scale", self.g_optimizer),
+        ):
+            if (scale := _loss_scale(optimizer)) is not None:
+                results[name] = scale  # after this step's update; logged under float16 only
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras 3's fit() fails to reduce scalar metrics over workers (keras#20585,
             # tensorflow#72388); shape (1,) goes through.

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -36,13 +37,30 @@ def make_checkpoint(gan: DCGAN, **state) -> tf.train.Checkpoint:
     deterministic creation order: Keras 3 keeps layers held in Python lists out of TF's object
     graph, so `Checkpoint(generator=model)` would save nothing of them but what the optimizer
     happens to reference (the trainable weights, not the BatchNorm statistics).
+
+    Under loss scaling (`mixed_float16`) each optimizer is listed by its inner optimizer (the
+    entries of a float32 run: Adam's moments and iterations) and its loss scale apart, as
+    `g_loss_scale`/`d_loss_scale` (the scale and its count of good steps). So the checkpoint of
+    any precision loads into a float32 model (sampling, export), and a resumed float16 run goes
+    on with the scales it had.
     """
+    optimizers = {}
+    for name in ("g", "d"):
+        optimizer = getattr(gan, f"{name}_optimizer")
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            if not optimizer.built:  # its scale variables do not exist yet
+                raise ValueError("Build the DCGAN (gan.build()) before checkpointing it.")
+            optimizers[f"{name}_loss_scale"] = {
+                "scale": optimizer.dynamic_scale,
+                "good_steps": optimizer.step_counter,
+            }
+            optimizer = optimizer.inner_optimizer
+        optimizers[f"{name}_optimizer"] = optimizer
     return tf.train.Checkpoint(
         generator=list(gan.generator.variables),
         discriminator=list(gan.discriminator.variables),
-        g_optimizer=gan.g_optimizer,
-        d_optimizer=gan.d_optimizer,
         noise_seed_state=gan.seed_generator.state,
+        **optimizers,
         **state,
     )
 
@@ -203,9 +221,13 @@ def write_config(config: Config, model_dir: str) -> str:
 
 
 def load_trained(model_dir: str) -> tuple[Config, DCGAN]:
-    """Rebuilds the DCGAN of a run folder from its config and its newest readable checkpoint."""
+    """Rebuilds the DCGAN of a run folder from its config and its newest readable checkpoint.
+
+    The model computes in float32 whatever precision it was trained in (the weights are float32
+    either way; the loss scales of a float16 run are left in the checkpoint).
+    """
     config = read_config(model_dir)
-    gan = DCGAN.from_model_config(config.model, seed=config.train.seed)
+    gan = DCGAN.from_model_config(config.model, seed=config.train.seed, precision="float32")
     gan.compile()
     gan.build()
     checkpointer = RunCheckpointer(gan, model_dir, keep=10**6)

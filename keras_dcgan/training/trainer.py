@@ -59,6 +59,13 @@ def _check_resume(config: Config, model_dir: str) -> None:
             f"{model_dir} holds a different model (differs in {', '.join(changed)}); continue "
             "it with the same preset and model settings, or choose a new --model_dir."
         )
+    if (saved.train.precision == "mixed_float16") != (config.train.precision == "mixed_float16"):
+        # Loss scaling adds checkpoint entries and logged metrics (the loss scales).
+        raise ValueError(
+            f"{model_dir} was trained with precision={saved.train.precision}; continue it with "
+            f"loss scaling on (mixed_float16) or off (float32, mixed_bfloat16) as it was, or "
+            "choose a new --model_dir."
+        )
     if (saved.train.r1_gamma > 0) != (config.train.r1_gamma > 0):
         # The penalty adds a logged metric: metrics.csv's columns would shift under its header.
         raise ValueError(
@@ -156,12 +163,16 @@ def train(
         log.warning("steps_per_execution > 1 fails with several replicas; using 1.")
         steps_per_execution = 1
 
+    _warn_about_the_global_policy(tc.precision)
     with strategy.scope():
-        gan = DCGAN.from_model_config(mc, seed=tc.seed, augment=tc.augment, r1_gamma=tc.r1_gamma)
+        gan = DCGAN.from_model_config(
+            mc, seed=tc.seed, augment=tc.augment, r1_gamma=tc.r1_gamma, precision=tc.precision
+        )
         gan.compile(
             g_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
             d_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
             steps_per_execution=steps_per_execution,
+            jit_compile=tc.jit_compile,
         )
         gan.build()  # variables and optimizer slots in scope, before fit()
         checkpointer = checkpoints.RunCheckpointer(
@@ -274,6 +285,17 @@ def train(
             json.dump(dataclasses.asdict(score), f, indent=2)
         print(score.summary(), flush=True)
     return TrainResult(gan, history, model_dir, checkpointer.steps(), score)
+
+
+def _warn_about_the_global_policy(precision: str) -> None:
+    """The run's precision is its config's; says so when the global Keras policy differs."""
+    policy = keras.config.dtype_policy().name
+    if policy != precision:
+        print(
+            f"Note: the global Keras dtype policy is {policy}, but this run trains in "
+            f"precision={precision} (its config's; set the precision field or --precision).",
+            flush=True,
+        )
 
 
 def _quality_callback(config, model_dir, source):
