@@ -159,6 +159,9 @@ class TrainConfig:
             tensor cores: T4, V100; each network's loss gets its own dynamic loss scale) or
             "mixed_bfloat16" (A100, L4, H100, TPUs, CPUs with AVX512_BF16). Weights, optimizer
             state, BatchNorm statistics, G's output, D's logits and the losses stay float32.
+        loss_scale_growth_steps: under mixed_float16, a network's loss scale (from 2^15,
+            halved at every overflowing step) doubles after this many finite steps in a row
+            (Keras' default, 2000).
         jit_compile: compile the train step with XLA (off by default: slower on CPUs; not
             possible under MirroredStrategy nor with `deterministic`).
     """
@@ -182,6 +185,7 @@ class TrainConfig:
     augment: str = ""
     r1_gamma: float = 0.0
     precision: str = "float32"
+    loss_scale_growth_steps: int = 2000
     jit_compile: bool = False
 
     def __post_init__(self) -> None:
@@ -211,7 +215,8 @@ class TrainConfig:
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
         for name in ("batch_size", "epochs", "steps_per_execution", "num_preview",
-                     "checkpoints_to_keep", "eval_every_epochs"):  # fmt: skip
+                     "checkpoints_to_keep", "eval_every_epochs",
+                     "loss_scale_growth_steps"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}.")

@@ -313,6 +313,8 @@ def test_train_logs_the_loss_scales_and_refuses_to_switch_loss_scaling(tmp_path)
 def test_config_and_compile_reject_what_cannot_run():
     with pytest.raises(ValueError, match="precision must be one of float32, mixed_float16"):
         tiny_config(precision="float16")
+    with pytest.raises(ValueError, match="loss_scale_growth_steps must be a positive integer"):
+        tiny_config(loss_scale_growth_steps=0)
     with pytest.raises(ValueError, match="jit_compile and deterministic exclude each other"):
         tiny_config(jit_compile=True, deterministic=True)
     with pytest.raises(ValueError, match="precision must be one of"):

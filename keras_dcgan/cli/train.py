@@ -66,6 +66,9 @@ _PRECISION = flags.DEFINE_enum(
     "Keras dtype policy: float32, mixed_float16 (T4/V100; dynamic loss scaling) or "
     "mixed_bfloat16 (A100/L4/H100, TPUs, CPUs with AVX512_BF16).",
 )
+_GROWTH = flags.DEFINE_integer(
+    "loss_scale_growth_steps", None, "mixed_float16: finite steps before a loss scale doubles."
+)
 _JIT_COMPILE = flags.DEFINE_boolean(
     "jit_compile", None, "Compile the train step with XLA (one device only; default off)."
 )
@@ -104,6 +107,7 @@ def main(argv: list[str]) -> None:
             augment=_AUGMENT.value,
             r1_gamma=_R1_GAMMA.value,
             precision=_PRECISION.value,
+            loss_scale_growth_steps=_GROWTH.value,
             jit_compile=_JIT_COMPILE.value,
         )
         result = train(config, _MODEL_DIR.value, strategy=_STRATEGY.value)

@@ -169,8 +169,8 @@ def train(
             mc, seed=tc.seed, augment=tc.augment, r1_gamma=tc.r1_gamma, precision=tc.precision
         )
         gan.compile(
-            g_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
-            d_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2),
+            g_optimizer=_optimizer(tc),
+            d_optimizer=_optimizer(tc),
             steps_per_execution=steps_per_execution,
             jit_compile=tc.jit_compile,
         )
@@ -285,6 +285,16 @@ def train(
             json.dump(dataclasses.asdict(score), f, indent=2)
         print(score.summary(), flush=True)
     return TrainResult(gan, history, model_dir, checkpointer.steps(), score)
+
+
+def _optimizer(tc):
+    """The paper's Adam with the run's settings; under mixed_float16, with its loss scale."""
+    optimizer = default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2)
+    if tc.precision != "mixed_float16":
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(
+        optimizer, dynamic_growth_steps=tc.loss_scale_growth_steps
+    )
 
 
 def _warn_about_the_global_policy(precision: str) -> None:
