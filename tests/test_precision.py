@@ -323,3 +323,39 @@ def test_config_and_compile_reject_what_cannot_run():
     gan = DCGAN.from_model_config(tiny_config().model, precision="mixed_float16")
     with pytest.raises(ValueError, match="two distinct optimizer instances"):
         gan.compile(g_optimizer=opt, d_optimizer=LSO(opt))
+
+
+def _graph_flops(function, *specs):
+    """FLOPs of the convolutions and matmuls in `function`'s graph, as TF's profiler counts."""
+    graph = tf.function(function).get_concrete_function(*specs).graph
+    builder = tf.compat.v1.profiler.ProfileOptionBuilder
+    options = builder(builder.float_operation()).with_empty_output().build()
+    options["account_type_regexes"] = ["Conv2D.*", "MatMul"]
+    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+
+@pytest.mark.parametrize("preset", ["tiny", "half64"])
+def test_iteration_flops_agree_with_tfs_count(preset):
+    """The bench's FLOP count (`keras_dcgan.models.flops`) against TF's profiler: the forward
+    passes exactly; the iteration up to the gradients that the graph of the train step holds and
+    TF's runtime prunes (D's weight gradients in the G update: F_D; the input gradients of D's
+    first layer in the D update: 2 d1)."""
+    from keras_dcgan import get_config
+    from keras_dcgan.models.flops import iteration_flops
+
+    mc = get_config(preset).model
+    gan = DCGAN.from_model_config(mc, seed=0)
+    gan.compile()
+    gan.build()
+    n = 2
+    counted = iteration_flops(mc)
+    z = tf.TensorSpec([n, mc.z_dim])
+    images = tf.TensorSpec([n, mc.image_size, mc.image_size, mc.channels])
+    assert _graph_flops(gan.generator, z) == n * counted.generator_forward
+    assert _graph_flops(gan.discriminator, images) == n * counted.discriminator_forward
+    k, w = mc.kernel_size, mc.d_widths[0]
+    d1 = 2 * (mc.image_size // 2) ** 2 * mc.channels * w * k * k
+    pruned = counted.discriminator_forward + 2 * d1
+    assert _graph_flops(gan.train_step, images) == n * (counted.total + pruned)
+    if preset == "half64":
+        assert round(counted.total / 1e9, 2) == 2.27  # the figure the README uses
