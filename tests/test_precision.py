@@ -359,3 +359,79 @@ def test_iteration_flops_agree_with_tfs_count(preset):
     assert _graph_flops(gan.train_step, images) == n * (counted.total + pruned)
     if preset == "half64":
         assert round(counted.total / 1e9, 2) == 2.27  # the figure the README uses
+
+
+def _conv_gradients(fn, x, kernel, second_order=False):
+    """fn(x, kernel), and the gradients of a weighted sum of it w.r.t. x and the kernel (or,
+    with `second_order`, of R1's |d sum / dx|^2 w.r.t. the kernel)."""
+    weights = tf.reshape(tf.range(1.0, 8.0), [1, 1, 1, 7])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, kernel])
+        y = fn(x, kernel)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * weights[..., : y.shape[-1]])
+        if second_order:
+            loss = tf.reduce_sum(tape.gradient(loss, x) ** 2)
+    grads = tape.gradient(loss, [x, kernel], unconnected_gradients="zero")
+    return [tf.cast(v, tf.float32).numpy() for v in (y, *grads)]
+
+
+@pytest.mark.parametrize("kernel_size", [3, 4, 5])
+@pytest.mark.parametrize("side", [8, 16])
+def test_matmul_weight_gradient_equals_tfs(kernel_size, side):
+    """`_conv.conv` and `_conv.conv_transpose` (the kernel gradient as one matmul over 2x2
+    blocks) give TF's values and gradients, second-order ones (R1) included; float32, so up to
+    the order of the sums."""
+    from keras_dcgan.models import _conv
+
+    rng = np.random.default_rng(kernel_size)
+    x = tf.constant(rng.normal(size=(3, side, side, 5)), tf.float32)
+    kernel = tf.constant(rng.normal(size=(kernel_size, kernel_size, 5, 7)), tf.float32)
+    small = tf.constant(rng.normal(size=(3, side // 2, side // 2, 5)), tf.float32)
+    kernel_t = tf.constant(rng.normal(size=(kernel_size, kernel_size, 7, 5)), tf.float32)
+    cases = [
+        (_conv.conv, lambda a, k: tf.nn.conv2d(a, k, 2, "SAME"), x, kernel),
+        (_conv.conv_transpose,
+         lambda a, k: tf.nn.conv2d_transpose(a, k, [3, side, side, 7], 2, "SAME"), small, kernel_t),
+    ]  # fmt: skip
+    for ours, tfs, inputs, k in cases:
+        for second_order in (False, True):
+            got = _conv_gradients(ours, inputs, k, second_order)
+            want = _conv_gradients(tfs, inputs, k, second_order)
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+
+
+def test_conv_layers_take_the_matmul_gradient_in_bfloat16_on_small_maps_only():
+    from keras_dcgan.models import _conv, _layers
+
+    def filter_ops(layer, shape):
+        layer.build(shape)
+
+        def grad(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.cast(layer(x), tf.float32))
+            return tape.gradient(loss, layer.trainable_variables)
+
+        graph = tf.function(grad).get_concrete_function(tf.TensorSpec(shape)).graph
+        return sum(op.type == "Conv2DBackpropFilter" for op in graph.get_operations())
+
+    kw = {"strides": 2, "padding": "same"}
+    assert _conv.use_matmul_weight_gradient("bfloat16", 8, 16)
+    assert not _conv.use_matmul_weight_gradient("float32", 8, 16)
+    assert not _conv.use_matmul_weight_gradient("bfloat16", 16, 32)
+    assert filter_ops(_layers.Conv2D(4, 4, dtype="mixed_bfloat16", **kw), (2, 16, 16, 3)) == 0
+    assert filter_ops(_layers.Conv2D(4, 4, dtype="mixed_bfloat16", **kw), (2, 32, 32, 3)) == 1
+    assert filter_ops(_layers.Conv2D(4, 4, **kw), (2, 16, 16, 3)) == 1
+    transpose = _layers.Conv2DTranspose(4, 4, dtype="mixed_bfloat16", **kw)
+    assert filter_ops(transpose, (2, 8, 8, 3)) == 0
+    # And the layers compute what Keras' own do, with the same weights.
+    ours = _layers.Conv2DTranspose(4, 4, dtype="mixed_bfloat16", **kw)
+    keras_own = keras.layers.Conv2DTranspose(4, 4, dtype="mixed_bfloat16", **kw)
+    x = tf.constant(random_images(2, size=8), tf.float32)
+    ours.build(x.shape)
+    keras_own.build(x.shape)
+    keras_own.set_weights(ours.get_weights())
+    np.testing.assert_allclose(
+        tf.cast(ours(x), tf.float32), tf.cast(keras_own(x), tf.float32), rtol=1e-2, atol=1e-2
+    )
+    assert ours.name.startswith("conv2d_transpose")  # Keras' names: saved files interchangeable

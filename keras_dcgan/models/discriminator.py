@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_dcgan.models import _layers
 from keras_dcgan.models._network import ConvNetwork
 
 
@@ -64,7 +65,7 @@ class Discriminator(ConvNetwork):
         self.leaky_slope = leaky_slope
         self.blocks = []
         for i, width in enumerate(self.widths):
-            block = [self._strided(keras.layers.Conv2D, width, use_bias=not batch_norm)]
+            block = [self._strided(_layers.Conv2D, width, use_bias=not batch_norm)]
             if batch_norm and i > 0:  # the input layer gets no BatchNorm (the paper's rule)
                 block.append(self._norm())
             block.append(self._activation("leaky_relu", leaky_slope))

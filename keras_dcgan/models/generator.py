@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_dcgan.models import _layers
 from keras_dcgan.models._network import ConvNetwork
 
 
@@ -86,11 +87,11 @@ class Generator(ConvNetwork):
         reshape = keras.layers.Reshape((4, 4, w0), dtype=self.dtype_policy)
         self.blocks = [[project, reshape, *norm_and_act()]]
         for width in self.widths[1:]:
-            up = self._strided(keras.layers.Conv2DTranspose, width, use_bias=not batch_norm)
+            up = self._strided(_layers.Conv2DTranspose, width, use_bias=not batch_norm)
             self.blocks.append([up, *norm_and_act()])
         # Output layer: no BatchNorm, tanh in float32: under mixed precision G's images are
         # float32 (exact [-1, 1]), so D's input, the samples and the exports are float32.
-        out = self._strided(keras.layers.Conv2DTranspose, channels, use_bias=False)
+        out = self._strided(_layers.Conv2DTranspose, channels, use_bias=False)
         self.blocks.append([out, keras.layers.Activation("tanh", dtype="float32")])
 
     def build(self, input_shape=None):
