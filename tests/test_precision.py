@@ -435,3 +435,37 @@ def test_conv_layers_take_the_matmul_gradient_in_bfloat16_on_small_maps_only():
         tf.cast(ours(x), tf.float32), tf.cast(keras_own(x), tf.float32), rtol=1e-2, atol=1e-2
     )
     assert ours.name.startswith("conv2d_transpose")  # Keras' names: saved files interchangeable
+
+
+@pytest.mark.parametrize(
+    "gpus,expected",
+    [
+        ([], "float32"),
+        ([("Tesla T4", (7, 5))], "mixed_float16"),
+        ([("Tesla V100-SXM2-16GB", (7, 0))], "mixed_float16"),
+        ([("NVIDIA A100-SXM4-40GB", (8, 0))], "mixed_bfloat16"),
+        ([("NVIDIA L4", (8, 9))], "mixed_bfloat16"),
+        ([("NVIDIA H100 80GB HBM3", (9, 0))], "mixed_bfloat16"),
+        ([("Tesla P100-PCIE-16GB", (6, 0))], "float32"),
+        ([("NVIDIA A100", (8, 0)), ("Tesla T4", (7, 5))], "mixed_float16"),  # the oldest decides
+    ],
+)
+def test_auto_precision_follows_the_gpu(monkeypatch, gpus, expected):
+    from keras_dcgan.training import auto_precision
+
+    devices = [
+        tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(len(gpus))
+    ]
+    details = {
+        d.name: {"device_name": n, "compute_capability": c}
+        for d, (n, c) in zip(devices, gpus, strict=True)
+    }
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda t=None: devices if t == "GPU" else real(t)
+    )
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda d: details[d.name])
+    choice = auto_precision()
+    assert choice.precision == expected
+    if gpus:
+        assert min(gpus, key=lambda g: g[1])[0] in choice.reason
