@@ -6,11 +6,14 @@ size it times blocks of `--steps` iterations of the compiled train function that
 every precision in `--precision` (and, with `--jit_compile`, the same under XLA), alternating the
 variants and a baseline in the same process (so machine noise hits all alike).
 
-Beside each rate it prints the limit of the machine in that precision: the median GFLOP/s of a
-2048x2048 matmul in the compute dtype, measured between the blocks of the same run, divided by the
-FLOPs of one iteration (`keras_dcgan.models.iteration_flops`: convolutions and matmuls, 2.27
-GFLOP per image for `half64`), and the rate as a share of it. It ends with the process's CPU time
-(user + sys), since wall time on a shared machine is distorted by other work.
+Beside each rate it prints the limit of the machine in that precision: the GFLOP/s of 2048x2048
+matmuls in the compute dtype, measured just before and just after every timed block of the same
+run, divided by the FLOPs of one iteration (`keras_dcgan.models.iteration_flops`: convolutions and
+matmuls, 2.27 GFLOP per image for `half64`); and the rate as a share of it: the median over blocks
+of (block rate / the limit measured around that block), which other work on a shared machine
+disturbs much less than either figure alone, and the best rate over the best limit. It ends with
+the process's CPU time (user + sys), since wall time on a shared machine is distorted by other
+work.
 
 The baseline is the usual Keras custom train_step: plain Keras BatchNorm, fresh noise and a second
 G forward pass for the G update (as the keras.io DCGAN example, but with real and fake in
@@ -189,14 +192,20 @@ def main(argv):
                 iterators[key] = iter(dataset)
             times = {key: [] for key in models}
             gflops = {p: [] for p in precisions}
+            shares = {p: [] for p in precisions}  # block rate / the limit measured around it
             for block in range(_WARMUP.value + _REPEATS.value):
                 for key, gan in models.items():
+                    p = key[0]
+                    before = peaks[p]() if key[1] == "keras-dcgan" else None
                     seconds = _time_block(gan, iterators[key], _STEPS.value)
-                    if block >= _WARMUP.value:
-                        times[key].append(seconds)
-                if block >= _WARMUP.value:
-                    for p in precisions:
-                        gflops[p].append(peaks[p]())
+                    if block < _WARMUP.value:
+                        continue
+                    times[key].append(seconds)
+                    if before is not None:
+                        around = (before + peaks[p]()) / 2
+                        gflops[p].append(around)
+                        rate = _STEPS.value * batch_size / seconds
+                        shares[p].append(rate / (around * 1e9 / flops))
             rates = {k: [_STEPS.value * batch_size / t for t in ts] for k, ts in times.items()}
             medians = {k: statistics.median(r) for k, r in rates.items()}
             print(f"{preset} batch {batch_size}: {flops / 1e9:.2f} GFLOP per image-iteration")
@@ -205,11 +214,12 @@ def main(argv):
                 limit = peak * 1e9 / flops
                 ours = medians[(p, "keras-dcgan")]
                 spread = rates[(p, "keras-dcgan")]
+                best = max(spread) / (max(gflops[p]) * 1e9 / flops)
                 line = (
                     f"  {p:14s} keras-dcgan {ours:7.1f} img/s (min {min(spread):.1f}, max "
-                    f"{max(spread):.1f}) = {ours / limit:4.0%} of the limit {limit:.1f} img/s "
-                    f"(matmul {peak:.0f} GFLOP/s, min {min(gflops[p]):.0f}, max "
-                    f"{max(gflops[p]):.0f})"
+                    f"{max(spread):.1f}); limit {limit:.1f} img/s (matmul {peak:.0f} GFLOP/s, "
+                    f"min {min(gflops[p]):.0f}, max {max(gflops[p]):.0f}); share of the limit: "
+                    f"median per block {statistics.median(shares[p]):.0%}, best/best {best:.0%}"
                 )
                 if (p, "xla") in medians:
                     xla = medians[(p, "xla")]
