@@ -105,6 +105,11 @@ class DCGAN(keras.Model):
     seed state and keeps its own slice, so a step on N replicas sees exactly the noise of a step on
     one device (and replicas never share noise); losses are divided by the global batch once.
 
+    Mixed precision: G and D compute in their dtype policy (`precision`, else the global Keras
+    policy); under `mixed_float16` each network's loss is multiplied by its own optimizer's
+    dynamic loss scale before the gradients are taken (`compile` wraps the optimizers in
+    `keras.optimizers.LossScaleOptimizer`), and the step logs `d_loss_scale`/`g_loss_scale`.
+
     With `augment` (e.g. "translation,cutout"; not in the paper, off by default), every image D
     sees in steps 2 and 3, real or generated, is first randomly transformed by
     `keras_dcgan.augment` (DiffAugment), drawn like the noise; for small datasets.
@@ -224,8 +229,11 @@ class DCGAN(keras.Model):
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
         """Sets the two optimizers (default: the paper's Adam for each).
 
-        `kwargs` go to `keras.Model.compile` (e.g. `steps_per_execution`, `run_eagerly`); it
-        gets `optimizer=None`, because its default would create and save a stray RMSprop.
+        An optimizer whose network computes in float16 is wrapped in a `LossScaleOptimizer`
+        (`with_loss_scaling`); ones you wrap yourself are kept. `kwargs` go to
+        `keras.Model.compile` (e.g. `steps_per_execution`, `run_eagerly`, `jit_compile`, False by
+        default); it gets `optimizer=None`, because its default would create and save a stray
+        RMSprop.
         """
         for key in ("optimizer", "loss", "metrics"):
             if key in kwargs:

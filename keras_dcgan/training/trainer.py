@@ -103,9 +103,9 @@ def train(
 
     Writes `config.json` (the resolved config, before training starts), `checkpoints/`,
     `samples/epoch_NNNN.png` (fixed seeds 0..num_preview-1), `logs/` (TensorBoard scalars and
-    sample images), `metrics.csv` (with `skipped_inputs`, the unusable files met so far),
-    `skipped_inputs.tsv` (which files, and why) when there are any, and `model.keras` at the end;
-    on the digits dataset also `digits_score.json`.
+    sample images), `metrics.csv` (with `skipped_inputs`, the unusable files met so far, and
+    under mixed_float16 the loss scales), `skipped_inputs.tsv` (which files, and why) when there
+    are any, and `model.keras` at the end; on the digits dataset also `digits_score.json`.
 
     Checkpoints are written every `checkpoint_every_steps` iterations, at the end of every epoch,
     when the step budget is reached and on SIGTERM; each holds the data position. Running the same
