@@ -18,6 +18,8 @@ from keras_dcgan.errors import UserError
 Z_PRIORS = ("uniform", "normal")
 G_ACTIVATIONS = ("relu", "leaky_relu", "elu")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+# Keras dtype policies a run may train under (weights and optimizer state stay float32).
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 1024
 
@@ -120,6 +122,13 @@ def check_r1_gamma(gamma) -> float:
     return float(gamma)
 
 
+def check_precision(precision) -> str:
+    """`precision` if it names one of `PRECISIONS`, else a ValueError."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
+    return precision
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How to train.
@@ -150,6 +159,15 @@ class TrainConfig:
             comma-separated list of "translation", "cutout" (see `keras_dcgan.augment`).
         r1_gamma: weight of the R1 gradient penalty on D at real images (0: off, the paper;
             see `keras_dcgan.losses.r1_penalty`).
+        precision: Keras dtype policy of G and D: "float32", "mixed_float16" (GPUs with float16
+            tensor cores: T4, V100; each network's loss gets its own dynamic loss scale) or
+            "mixed_bfloat16" (A100, L4, H100, TPUs, CPUs with AVX512_BF16). Weights, optimizer
+            state, BatchNorm statistics, G's output, D's logits and the losses stay float32.
+        loss_scale_growth_steps: under mixed_float16, a network's loss scale (from 2^15,
+            halved at every overflowing step) doubles after this many finite steps in a row
+            (Keras' default, 2000).
+        jit_compile: compile the train step with XLA (off by default: slower on CPUs; not
+            possible under MirroredStrategy nor with `deterministic`).
     """
 
     batch_size: int = 128
@@ -170,8 +188,19 @@ class TrainConfig:
     inception_weights: str = "imagenet"
     augment: str = ""
     r1_gamma: float = 0.0
+    precision: str = "float32"
+    loss_scale_growth_steps: int = 2000
+    jit_compile: bool = False
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
+        if not isinstance(self.jit_compile, bool):
+            raise UserError(f"jit_compile must be true or false; got {self.jit_compile!r}.")
+        if self.jit_compile and self.deterministic:
+            raise UserError(
+                "jit_compile and deterministic exclude each other: Keras turns XLA off under TF's "
+                "op determinism; choose one."
+            )
         if self.augment != "":
             from keras_dcgan.augment import parse_policy
 
@@ -190,7 +219,8 @@ class TrainConfig:
             if not isinstance(value, int) or value < 0:
                 raise UserError(f"{name} must be a non-negative integer; got {value!r}.")
         for name in ("batch_size", "epochs", "steps_per_execution", "num_preview",
-                     "checkpoints_to_keep", "eval_every_epochs"):  # fmt: skip
+                     "checkpoints_to_keep", "eval_every_epochs",
+                     "loss_scale_growth_steps"):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise UserError(f"{name} must be a positive integer; got {value!r}.")

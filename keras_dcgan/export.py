@@ -11,12 +11,13 @@ a batch dimension N, as TF Serving's server-side batching and REST row format ne
                                                                   -> images, png_bytes, z
                                                                   z = z_start + t (z_end - z_start)
 
-G runs in inference mode (BatchNorm moving statistics). `from_seeds` uses the same stateless RNG
-as `DCGAN.sample(seeds=...)`: a seed gives the same image on any server, in any batch. A walk of
-S steps between two latents is one `interpolate` request of S rows with t = 0, 1/(S-1), ..., 1.
-Inputs are checked in the graph, so real TF Serving rejects the same requests as the local server
-(INVALID_ARGUMENT): an empty batch, a batch above `max_batch`, non-finite values, mismatched
-batch sizes. `png_bytes` ends in `_bytes`, so TF Serving's REST API returns it base64-encoded.
+G runs in inference mode (BatchNorm moving statistics), in float32 whatever precision it was
+trained in (`float32_twin`). `from_seeds` uses the same stateless RNG as `DCGAN.sample(seeds=...)`:
+a seed gives the same image on any server, in any batch. A walk of S steps between two latents is
+one `interpolate` request of S rows with t = 0, 1/(S-1), ..., 1. Inputs are checked in the graph,
+so real TF Serving rejects the same requests as the local server (INVALID_ARGUMENT): an empty
+batch, a batch above `max_batch`, non-finite values, mismatched batch sizes. `png_bytes` ends in
+`_bytes`, so TF Serving's REST API returns it base64-encoded.
 
 The version is written to a temporary folder next to it and renamed into place, so a server
 watching `export_base` never loads half a model; `assets.extra/tf_serving_warmup_requests` holds
@@ -57,6 +58,23 @@ def versions(export_base: str) -> list[int]:
 def _to_uint8(images: tf.Tensor) -> tf.Tensor:
     # The same rounding as keras_dcgan.images.to_uint8 (both round half to even).
     return tf.cast(tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
+
+
+def float32_twin(generator):
+    """`generator` itself if all its layers compute in float32, else a copy that does, with the
+    same weights (which are float32 under any Keras mixed policy).
+
+    Exports compute in float32 whatever precision G was trained in: CPU servers have no fast
+    float16 kernels, and the served images do not depend on the hardware's half precision.
+    """
+    layers = [generator, *generator._flatten_layers()]
+    if all(layer.compute_dtype == "float32" for layer in layers):
+        return generator
+    twin = type(generator).from_config({**generator.get_config(), "dtype": "float32"})
+    twin.build()
+    for mine, theirs in zip(twin.variables, generator.variables, strict=True):
+        mine.assign(theirs)
+    return twin
 
 
 class _Endpoints:
@@ -184,7 +202,7 @@ def write_saved_model(
         raise UserError(f"{path} already exists; export a new version instead.")
     parent = ensure_folder(os.path.dirname(os.path.abspath(path)), "The export folder")
 
-    endpoints = _Endpoints(generator, z_dim, z_prior, max_batch)
+    endpoints = _Endpoints(float32_twin(generator), z_dim, z_prior, max_batch)
     archive = keras.export.ExportArchive()
     archive.track(generator)
     signatures = endpoints.input_signatures()

@@ -116,7 +116,7 @@ def test_structure(name):
     assert BADGE + name in text, f"{name}: no Open in Colab badge for itself"
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     ids = [cell_id for cell_id, _ in _code(nb)]
-    for cell_id in ("parameters", "smoke-mode", "install", "gpu-check"):
+    for cell_id in ("parameters", "smoke-mode", "install", "gpu-check", "precision"):
         assert cell_id in ids, f"{name}: no {cell_id!r} cell"
     parameters = next(c for c in nb["cells"] if c.get("id") == "parameters")
     assert "parameters" in parameters["metadata"].get("tags", []), "papermill's parameters tag"
@@ -185,6 +185,7 @@ def _check_ran(name: str, nb, workdir: Path) -> str:
     text = "".join(texts)
     # The kernel ran this Python (the one with keras_dcgan installed), in smoke mode.
     assert f"Smoke mode: using the keras_dcgan installed in {sys.prefix}" in text
+    assert "Precision: float32 (chosen for no GPU" in text  # the precision cell, on the CPU
     missing = [f for f in EXPECTED.get(name, []) if not (workdir / f).exists()]
     assert not missing, f"{name} did not write {missing}; it wrote {_files(workdir)}"
     return text

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_dcgan.data import synthetic
 from keras_dcgan.training import TrainingDiverged, load_trained, train
@@ -41,20 +42,36 @@ def _variables(model_dir):
     return values + [gan.seed_generator.state.numpy()]
 
 
+def _loss_scales(model_dir):
+    """G's and D's loss scales and counts of good steps in the run's newest checkpoint."""
+    reader = tf.train.load_checkpoint(checkpoint_files(os.path.join(model_dir, "checkpoints"))[-1])
+    return [float(reader.get_tensor(f"{n}_loss_scale/{v}/.ATTRIBUTES/VARIABLE_VALUE"))
+            for n in ("g", "d") for v in ("scale", "good_steps")]  # fmt: skip
+
+
 TRAIN = [
     "train", "--preset=tiny", "--dataset=digits", "--batch_size=64", "--steps=40",
     "--checkpoint_every_steps=3", "--deterministic", "--num_preview=4",
 ]  # fmt: skip
 
 
-def test_sigkill_at_a_random_step_then_resume_equals_an_uninterrupted_run(tmp_path):
+# float16 costs ~75-135 s more; test_precision.py checks the scales' checkpoint round trip fast.
+FLOAT16 = pytest.param("mixed_float16", marks=pytest.mark.slow)
+
+
+@pytest.mark.parametrize("precision", ["float32", FLOAT16])
+def test_sigkill_at_a_random_step_then_resume_equals_an_uninterrupted_run(tmp_path, precision):
     """digits at batch 64: 28 steps per epoch, so the 40 steps cross an epoch boundary and the
-    kill lands mid-epoch (resumed by skipping the consumed batches)."""
+    kill lands mid-epoch (resumed by skipping the consumed batches). In float16 the loss scales
+    double every 4 good steps until they overflow, are halved (the step skipped), and grow
+    again: a resumed run that lost a scale or its count of good steps would skip other steps
+    than the uninterrupted one."""
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    run = _dcgan(*TRAIN, f"--model_dir={straight}")
+    train_args = [*TRAIN, f"--precision={precision}", "--loss_scale_growth_steps=4"]
+    run = _dcgan(*train_args, f"--model_dir={straight}")
     assert run.wait(300) == 0, run.stderr.read()[-2000:]
     kill_after = random.Random().randint(4, 30)
-    run = _dcgan(*TRAIN, f"--model_dir={killed}")
+    run = _dcgan(*train_args, f"--model_dir={killed}")
     deadline = time.monotonic() + 300
     while not any(s >= kill_after for s in _steps(killed)) and time.monotonic() < deadline:
         assert run.poll() is None, run.stderr.read()[-2000:]
@@ -63,7 +80,7 @@ def test_sigkill_at_a_random_step_then_resume_equals_an_uninterrupted_run(tmp_pa
     run.wait(30)
     at_kill = max(_steps(killed))
     assert at_kill < 40, "the run ended before it was killed"
-    run = _dcgan(*TRAIN, f"--model_dir={killed}")
+    run = _dcgan(*train_args, f"--model_dir={killed}")
     out, err = run.communicate(timeout=300)
     assert run.returncode == 0, err[-2000:]
     assert f"Continuing from {os.path.join(killed, 'checkpoints', 'ckpt-')}" in out
@@ -77,6 +94,10 @@ def test_sigkill_at_a_random_step_then_resume_equals_an_uninterrupted_run(tmp_pa
     assert [line.split(",")[:3] for line in metrics[0].splitlines()] == [
         ["epoch", "step", "batches"], ["1", "28", "28"], ["2", "40", "12"],
     ]  # fmt: skip
+    if precision == "mixed_float16":
+        scales = [_loss_scales(d) for d in (straight, killed)]
+        # The scales moved: G's and D's (scale, good steps) were (2^15, 2) and (2^17, 0) here.
+        assert scales[0] == scales[1] and scales[0][::2] != [2.0**15, 2.0**15], scales
 
 
 def test_resume_mid_epoch_on_a_folder_with_bad_files(tmp_path):

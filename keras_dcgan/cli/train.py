@@ -30,7 +30,9 @@ _CONFIG_FLAGS = {
         __name__,
         choices={"z_prior": config_lib.Z_PRIORS, "g_activation": config_lib.G_ACTIVATIONS},
     ),
-    **_flags.define_config_flags(config_lib.TrainConfig, __name__),
+    **_flags.define_config_flags(
+        config_lib.TrainConfig, __name__, choices={"precision": config_lib.PRECISIONS}
+    ),
     **_flags.define_config_flags(
         config_lib.DataConfig, __name__, choices={"small_images": config_lib.SMALL_IMAGE_POLICIES}
     ),

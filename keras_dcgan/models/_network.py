@@ -14,7 +14,11 @@ class ConvNetwork(keras.Model):
     """Base of `Generator` and `Discriminator`: a list of blocks (lists of layers), each a
     stride-2 (transposed) convolution and its BatchNorm/activation, plus the shared settings.
 
-    Subclasses fill `self.blocks` in `__init__`; `block_outputs` runs them.
+    Subclasses fill `self.blocks` in `__init__`; `block_outputs` runs them. Every layer they
+    create takes the network's dtype policy (`dtype=`, else the global Keras policy when the
+    network is made): Keras does not pass a model's policy on to the layers it creates, so
+    without this a `mixed_float16` network saved in a `.keras` file would come back computing in
+    whatever the global policy is at load time.
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class ConvNetwork(keras.Model):
             padding="same",
             use_bias=use_bias,
             kernel_initializer=self._initializer(),
+            dtype=self.dtype_policy,
         )
 
     def _norm(self):
@@ -72,7 +77,11 @@ class ConvNetwork(keras.Model):
             self.bn_epsilon,
             self.synchronized_batch_norm,
             self.fused_batch_norm,
+            dtype=self.dtype_policy,
         )
+
+    def _activation(self, name: str, leaky_slope: float = 0.2):
+        return _layers.activation(name, leaky_slope, dtype=self.dtype_policy)
 
     # Running ---------------------------------------------------------------------------
     def _build_blocks(self, input_shape):

@@ -12,7 +12,7 @@ from keras.src.trainers.compile_utils import MetricsList
 
 from keras_dcgan import augment as augment_lib
 from keras_dcgan import latent, losses
-from keras_dcgan.config import check_r1_gamma
+from keras_dcgan.config import check_precision, check_r1_gamma
 from keras_dcgan.data.preprocessing import check_dataset, check_images_spec, image_part
 from keras_dcgan.errors import UserError
 from keras_dcgan.models.discriminator import Discriminator
@@ -108,6 +108,17 @@ def check_discriminator(discriminator, image_shape) -> None:
         )
 
 
+def _run_optimizer(tc, name: str):
+    """The paper's Adam with a run's settings (a `TrainConfig`); under mixed_float16 in a
+    `LossScaleOptimizer` with the run's growth interval."""
+    optimizer = default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2, name)
+    if tc.precision != "mixed_float16":
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(
+        optimizer, dynamic_growth_steps=tc.loss_scale_growth_steps
+    )
+
+
 class GANOptimizers:
     """`DCGAN.optimizer`: G's and D's optimizers, seen as one by Keras' callbacks.
 
@@ -124,7 +135,9 @@ class GANOptimizers:
 
     @property
     def optimizers(self) -> list:
-        return [self._gan.g_optimizer, self._gan.d_optimizer]
+        # The optimizers themselves, not their float16 LossScaleOptimizer wrappers (whose
+        # learning rate is the inner one's): the logged names stay g_optimizer, d_optimizer.
+        return [_unscaled(self._gan.g_optimizer), _unscaled(self._gan.d_optimizer)]
 
     @property
     def built(self) -> bool:
@@ -170,6 +183,75 @@ class _Trackers(MetricsList):
         return self.get_result()
 
 
+# ------------------------------------------------------------------------- loss scaling
+# Under `mixed_float16` each network's optimizer is a `keras.optimizers.LossScaleOptimizer` with
+# its own dynamic scale. Keras' `Model.compile` wraps only `model.optimizer`, and the optimizer
+# alone is not enough: it DIVIDES the gradients by its scale in `apply`, so the train step must
+# multiply the loss by the same scale (`scale_loss`) before taking gradients. A step whose
+# gradients are not finite is skipped for that network (weights, Adam moments and `iterations`
+# untouched) and its scale halved; after `dynamic_growth_steps` finite steps the scale doubles.
+
+
+def with_loss_scaling(optimizer, network):
+    """`optimizer`, wrapped in a `LossScaleOptimizer` when `network` computes in float16 (and it
+    is not one already); unchanged otherwise (float32 and bfloat16 need no loss scaling)."""
+    needs_scaling = network.dtype_policy.compute_dtype == "float16"
+    if needs_scaling and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{network.name}_loss_scale")
+    return optimizer
+
+
+def _unscaled(optimizer):
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def _scale_loss(optimizer, loss):
+    """`loss` times the optimizer's current loss scale (the loss itself without loss scaling)."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.scale_loss(loss)
+    return loss
+
+
+def _loss_scale(optimizer):
+    """The optimizer's current loss scale as a float32 tensor (None without loss scaling)."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return tf.convert_to_tensor(optimizer.dynamic_scale.value)
+    return None
+
+
+def _apply_gradients(optimizer, grads, variables):
+    """`optimizer.apply_gradients`, with every replica agreeing on whether to skip the step.
+
+    Keras' `LossScaleOptimizer` checks the gradients for inf/NaN BEFORE the inner optimizer
+    sums them over replicas, and under MirroredStrategy it decides from the first replica's
+    check only: a step that overflowed on another replica would be applied, its non-finite sum
+    written into the weights of all. So the non-finite flag is summed over replicas first, and
+    where any replica overflowed, a NaN is added to this replica's first gradient: every replica
+    then makes the same (skipping) decision.
+    """
+    ctx = tf.distribute.get_replica_context()
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    if scaled and ctx is not None and ctx.num_replicas_in_sync > 1:
+        grads = list(grads)
+        overflowed = tf.cast(tf.logical_not(optimizer.check_finite(grads)), tf.float32)
+        overflowed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, overflowed)
+        first = next(i for i, g in enumerate(grads) if g is not None)
+        poison = tf.where(overflowed > 0, float("nan"), 0.0)
+        grads[first] = grads[first] + tf.cast(poison, grads[first].dtype)
+    optimizer.apply_gradients(zip(grads, variables, strict=True))
+
+
+def _check_jit_compile(jit_compile, strategy) -> None:
+    """A clear error for XLA under tf.distribute with several replicas, which TF cannot run."""
+    if jit_compile is True and strategy.num_replicas_in_sync > 1:
+        raise UserError(
+            f"jit_compile=True does not work with {strategy.num_replicas_in_sync} replicas "
+            f"({type(strategy).__name__}): XLA compiles the step for one device while each "
+            "replica's variables live on its own device (TF fails with 'Trying to access "
+            "resource ... located in device'). Use jit_compile=False with several replicas."
+        )
+
+
 @keras.saving.register_keras_serializable(package="keras_dcgan")
 class DCGAN(keras.Model):
     """A generator and a discriminator trained adversarially with `fit()`.
@@ -187,6 +269,11 @@ class DCGAN(keras.Model):
     Under `tf.distribute`, each replica draws the noise of the whole global batch from the same
     seed state and keeps its own slice, so a step on N replicas sees exactly the noise of a step on
     one device (and replicas never share noise); losses are divided by the global batch once.
+
+    Mixed precision: G and D compute in their dtype policy (`precision`, else the global Keras
+    policy); under `mixed_float16` each network's loss is multiplied by its own optimizer's
+    dynamic loss scale before the gradients are taken (`compile` wraps the optimizers in
+    `keras.optimizers.LossScaleOptimizer`), and the step logs `d_loss_scale`/`g_loss_scale`.
 
     With `augment` (e.g. "translation,cutout"; not in the paper, off by default), every image D
     sees in steps 2 and 3, real or generated, is first randomly transformed by
@@ -251,15 +338,23 @@ class DCGAN(keras.Model):
         self.d_optimizer = None
 
     @classmethod
-    def from_model_config(cls, mc, seed=None, augment: str = "", r1_gamma: float = 0.0) -> DCGAN:
-        """Builds the DCGAN that a `keras_dcgan.config.ModelConfig` describes."""
+    def from_model_config(
+        cls, mc, seed=None, augment: str = "", r1_gamma: float = 0.0, precision: str | None = None
+    ) -> DCGAN:
+        """Builds the DCGAN that a `keras_dcgan.config.ModelConfig` describes.
+
+        `precision`: the dtype policy of G and D (see `keras_dcgan.config.PRECISIONS`); None:
+        the global Keras policy.
+        """
+        dtype = None if precision is None else check_precision(precision)
         return cls(
-            Generator.from_model_config(mc, name="generator"),
-            Discriminator.from_model_config(mc, name="discriminator"),
+            Generator.from_model_config(mc, name="generator", dtype=dtype),
+            Discriminator.from_model_config(mc, name="discriminator", dtype=dtype),
             z_prior=mc.z_prior,
             seed=seed,
             augment=augment,
             r1_gamma=r1_gamma,
+            dtype=dtype,
         )
 
     @classmethod
@@ -268,8 +363,9 @@ class DCGAN(keras.Model):
         `get_config("paper64")`) or the dict of `get_config()` (Keras serialization).
 
         From a `Config`, the model is the one its run trains: the architecture, the training
-        recipe (augment, r1_gamma), the seed, and compiled with the config's Adam for G and D
-        (call it inside `strategy.scope()` under tf.distribute, then `build()`).
+        recipe (augment, r1_gamma), the seed, the precision, and compiled with the config's Adam
+        for G and D (with its loss scaling under mixed_float16) and jit_compile (call it inside
+        `strategy.scope()` under tf.distribute, then `build()`).
         """
         from keras_dcgan.config import Config
 
@@ -281,12 +377,14 @@ class DCGAN(keras.Model):
             log.warning("steps_per_execution > 1 fails with several replicas; using 1.")
             steps_per_execution = 1
         gan = cls.from_model_config(
-            config.model, seed=tc.seed, augment=tc.augment, r1_gamma=tc.r1_gamma
-        )
+            config.model, seed=tc.seed, augment=tc.augment, r1_gamma=tc.r1_gamma,
+            precision=tc.precision,
+        )  # fmt: skip
         gan.compile(
-            g_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2, "g_optimizer"),
-            d_optimizer=default_optimizer(tc.learning_rate, tc.beta_1, tc.beta_2, "d_optimizer"),
+            g_optimizer=_run_optimizer(tc, "g_optimizer"),
+            d_optimizer=_run_optimizer(tc, "d_optimizer"),
             steps_per_execution=steps_per_execution,
+            jit_compile=tc.jit_compile,
         )
         return gan
 
@@ -337,8 +435,11 @@ class DCGAN(keras.Model):
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
         """Sets the two optimizers (default: the paper's Adam for each).
 
-        `kwargs` go to `keras.Model.compile` (e.g. `steps_per_execution`, `run_eagerly`); it
-        gets `optimizer=None`, because its default would create and save a stray RMSprop.
+        An optimizer whose network computes in float16 is wrapped in a `LossScaleOptimizer`
+        (`with_loss_scaling`); ones you wrap yourself are kept. `kwargs` go to
+        `keras.Model.compile` (e.g. `steps_per_execution`, `run_eagerly`, `jit_compile`, False by
+        default); it gets `optimizer=None`, because its default would create and save a stray
+        RMSprop.
         """
         for key in ("optimizer", "loss", "metrics"):
             if key in kwargs:
@@ -347,7 +448,9 @@ class DCGAN(keras.Model):
                     "and metrics are fixed by the train step."
                 )
         kwargs.setdefault("jit_compile", False)
-        # Keras' own loss scaling would wrap `self.optimizer`, which is not one optimizer here.
+        _check_jit_compile(kwargs["jit_compile"], self.distribute_strategy)
+        # Keras' own loss scaling would wrap `self.optimizer`, which is not one optimizer here;
+        # `with_loss_scaling` wraps each network's optimizer instead.
         keras.Model.compile(self, optimizer=None, auto_scale_loss=False, **kwargs)
         self.g_optimizer = keras.optimizers.get(
             g_optimizer or default_optimizer(name="g_optimizer")
@@ -355,9 +458,13 @@ class DCGAN(keras.Model):
         self.d_optimizer = keras.optimizers.get(
             d_optimizer or default_optimizer(name="d_optimizer")
         )
-        if self.g_optimizer is self.d_optimizer:
+        if _unscaled(self.g_optimizer) is _unscaled(self.d_optimizer):
             raise UserError("G and D need two distinct optimizer instances.")
-        self._gan_compile_kwargs = {k: kwargs[k] for k in ("steps_per_execution",) if k in kwargs}
+        self.g_optimizer = with_loss_scaling(self.g_optimizer, self.generator)
+        self.d_optimizer = with_loss_scaling(self.d_optimizer, self.discriminator)
+        self._gan_compile_kwargs = {
+            k: kwargs[k] for k in ("steps_per_execution", "jit_compile") if k in kwargs
+        }
         self._build_optimizers()
 
     def get_compile_config(self):
@@ -523,8 +630,14 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             tape.watch(images)
             logits = self.discriminator(images, training=True)
-            total = tf.reduce_sum(logits)
-        return logits, losses.r1_penalty(tape.gradient(total, images), self.r1_gamma)
+            # Under float16, this inner gradient is loss-scaled like D's (and unscaled below),
+            # so that it does not underflow either.
+            total = _scale_loss(self.d_optimizer, tf.reduce_sum(logits))
+        gradient = tape.gradient(total, images)
+        scale = _loss_scale(self.d_optimizer)
+        if scale is not None:
+            gradient = gradient / scale
+        return logits, losses.r1_penalty(gradient, self.r1_gamma)
 
     def train_step(self, data):
         real = self._real_images(data)
@@ -551,13 +664,15 @@ class DCGAN(keras.Model):
                         d_per_example += r1
                     # Gradients are SUMMED over replicas: divide by the global batch, once.
                     d_loss = tf.nn.compute_average_loss(d_per_example)
+                    d_loss = _scale_loss(self.d_optimizer, d_loss)  # float16: D's loss scale
                 d_grads = d_tape.gradient(d_loss, d_vars)
-                self.d_optimizer.apply_gradients(zip(d_grads, d_vars, strict=True))
+                _apply_gradients(self.d_optimizer, d_grads, d_vars)
             g_logits = self.discriminator(self._augment(fake), training=True)
             g_per_example = losses.generator_loss(g_logits)
             g_loss = tf.nn.compute_average_loss(g_per_example)  # global batch, as above
+            g_loss = _scale_loss(self.g_optimizer, g_loss)  # float16: G's own loss scale
         g_grads = g_tape.gradient(g_loss, g_vars)
-        self.g_optimizer.apply_gradients(zip(g_grads, g_vars, strict=True))
+        _apply_gradients(self.g_optimizer, g_grads, g_vars)
 
         # Metrics are per-replica means (unscaled); Mean's variables sum over replicas.
         self.d_loss_tracker.update_state(tf.reduce_mean(d_per_example))
@@ -567,6 +682,12 @@ class DCGAN(keras.Model):
         if r1 is not None:
             self.r1_tracker.update_state(tf.reduce_mean(r1))
         results = self.get_metrics_result()
+        for name, optimizer in (
+            ("d_loss_scale", self.d_optimizer),
+            ("g_loss_scale", self.g_optimizer),
+        ):
+            if (scale := _loss_scale(optimizer)) is not None:
+                results[name] = scale  # after this step's update; logged under float16 only
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras 3's fit() fails to reduce scalar metrics over workers (keras#20585,
             # tensorflow#72388); shape (1,) goes through.

@@ -66,13 +66,13 @@ class Discriminator(ConvNetwork):
         self.leaky_slope = leaky_slope
         self.blocks = []
         for i, width in enumerate(self.widths):
-            block = [self._strided(keras.layers.Conv2D, width, use_bias=not batch_norm)]
+            block = [self._strided(_layers.Conv2D, width, use_bias=not batch_norm)]
             if batch_norm and i > 0:  # the input layer gets no BatchNorm (the paper's rule)
                 block.append(self._norm())
-            block.append(_layers.activation("leaky_relu", leaky_slope))
+            block.append(self._activation("leaky_relu", leaky_slope))
             self.blocks.append(block)
-        self.flatten = keras.layers.Flatten()
-        # One logit, float32 under mixed precision.
+        self.flatten = keras.layers.Flatten(dtype=self.dtype_policy)
+        # One logit, computed in float32 under mixed precision: the losses take float32 logits.
         self.logit = keras.layers.Dense(
             1, use_bias=False, kernel_initializer=self._initializer(), dtype="float32"
         )

@@ -74,19 +74,24 @@ class Generator(ConvNetwork):
         self.activation = activation
 
         def norm_and_act():
-            return [*([self._norm()] if batch_norm else []), _layers.activation(activation)]
+            return [*([self._norm()] if batch_norm else []), self._activation(activation)]
 
         # Project and reshape: one matmul (the paper's "projection"), not a hidden FC layer.
         w0 = self.widths[0]
         project = keras.layers.Dense(
-            4 * 4 * w0, use_bias=not batch_norm, kernel_initializer=self._initializer()
+            4 * 4 * w0,
+            use_bias=not batch_norm,
+            kernel_initializer=self._initializer(),
+            dtype=self.dtype_policy,
         )
-        self.blocks = [[project, keras.layers.Reshape((4, 4, w0)), *norm_and_act()]]
+        reshape = keras.layers.Reshape((4, 4, w0), dtype=self.dtype_policy)
+        self.blocks = [[project, reshape, *norm_and_act()]]
         for width in self.widths[1:]:
-            up = self._strided(keras.layers.Conv2DTranspose, width, use_bias=not batch_norm)
+            up = self._strided(_layers.Conv2DTranspose, width, use_bias=not batch_norm)
             self.blocks.append([up, *norm_and_act()])
-        # Output layer: no BatchNorm, tanh; float32 so mixed precision keeps exact [-1, 1].
-        out = self._strided(keras.layers.Conv2DTranspose, channels, use_bias=False)
+        # Output layer: no BatchNorm, tanh in float32: under mixed precision G's images are
+        # float32 (exact [-1, 1]), so D's input, the samples and the exports are float32.
+        out = self._strided(_layers.Conv2DTranspose, channels, use_bias=False)
         self.blocks.append([out, keras.layers.Activation("tanh", dtype="float32")])
 
     def build(self, input_shape=None):

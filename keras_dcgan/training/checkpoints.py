@@ -34,6 +34,7 @@ import shutil
 import socket
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -68,13 +69,30 @@ def make_checkpoint(gan: DCGAN, **state) -> tf.train.Checkpoint:
     deterministic creation order: Keras 3 keeps layers held in Python lists out of TF's object
     graph, so `Checkpoint(generator=model)` would save nothing of them but what the optimizer
     happens to reference (the trainable weights, not the BatchNorm statistics).
+
+    Under loss scaling (`mixed_float16`) each optimizer is listed by its inner optimizer (the
+    entries of a float32 run: Adam's moments and iterations) and its loss scale apart, as
+    `g_loss_scale`/`d_loss_scale` (the scale and its count of good steps). So the checkpoint of
+    any precision loads into a float32 model (sampling, export), and a resumed float16 run goes
+    on with the scales it had.
     """
+    optimizers = {}
+    for name in ("g", "d"):
+        optimizer = getattr(gan, f"{name}_optimizer")
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            if not optimizer.built:  # its scale variables do not exist yet
+                raise ValueError("Build the DCGAN (gan.build()) before checkpointing it.")
+            optimizers[f"{name}_loss_scale"] = {
+                "scale": optimizer.dynamic_scale,
+                "good_steps": optimizer.step_counter,
+            }
+            optimizer = optimizer.inner_optimizer
+        optimizers[f"{name}_optimizer"] = optimizer
     return tf.train.Checkpoint(
         generator=list(gan.generator.variables),
         discriminator=list(gan.discriminator.variables),
-        g_optimizer=gan.g_optimizer,
-        d_optimizer=gan.d_optimizer,
         noise_seed_state=gan.seed_generator.state,
+        **optimizers,
         **state,
     )
 
@@ -305,7 +323,8 @@ class RunCheckpointer:
                     checkpoint = self._legacy_checkpoint
                     self.batch_size.assign(0)
                     self.metric_names.assign(0)
-                checkpoint.restore(prefix).assert_existing_objects_matched()
+                # expect_partial: a float16 run's loss scales are extra in a float32 model.
+                checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
             except Exception as e:  # noqa: BLE001 (truncated files raise all sorts)
                 reason_ = str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e)
                 log.warning("Checkpoint %s is unreadable (%s); trying the previous one.", prefix,
@@ -601,7 +620,8 @@ def _read_lock_info(fd: int) -> dict:
 
 def load_trained(model_dir: str) -> tuple[Config, DCGAN]:
     """Rebuilds the DCGAN of a run folder, as trained (`DCGAN.from_config` of its config: the
-    architecture, augment, r1_gamma, seed and optimizers), with its newest readable checkpoint."""
+    architecture, augment, r1_gamma, precision, seed and optimizers, loss scales included), with
+    its newest readable checkpoint. (`dcgan export` serves a float32 twin of any precision.)"""
     config = read_config(model_dir)
     gan = DCGAN.from_config(config)  # the model as trained: recipe and optimizers included
     gan.build()

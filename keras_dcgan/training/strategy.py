@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -68,3 +69,38 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
+
+
+class PrecisionChoice(NamedTuple):
+    precision: str  # one of keras_dcgan.config.PRECISIONS
+    reason: str  # what was found, for the user
+
+
+def auto_precision() -> PrecisionChoice:
+    """The training precision that suits this machine's accelerator.
+
+    - TPUs, and NVIDIA GPUs of compute capability 8.0 or more (A100, A10, L4, H100): bfloat16
+      tensor cores, float32's range: `mixed_bfloat16`.
+    - Compute capability 7.x (V100, T4): float16 tensor cores only: `mixed_float16` (with its
+      dynamic loss scaling).
+    - Older GPUs and CPUs: `float32`. (CPUs with AVX512_BF16 run bfloat16 faster, see the
+      README's "Performance", but float32 is the portable default.)
+    With several GPUs the oldest decides.
+    """
+    if tf.config.list_logical_devices("TPU"):
+        return PrecisionChoice("mixed_bfloat16", "TPU: bfloat16 matrix units")
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return PrecisionChoice("float32", "no GPU")
+    found = []
+    for gpu in gpus:
+        details = tf.config.experimental.get_device_details(gpu)
+        found.append((tuple(details.get("compute_capability") or (0, 0)),
+                      details.get("device_name", gpu.name)))  # fmt: skip
+    capability, name = min(found)
+    label = f"{name}, compute capability {capability[0]}.{capability[1]}"
+    if capability >= (8, 0):
+        return PrecisionChoice("mixed_bfloat16", f"{label}: bfloat16 tensor cores")
+    if capability >= (7, 0):
+        return PrecisionChoice("mixed_float16", f"{label}: float16 tensor cores, no bfloat16")
+    return PrecisionChoice("float32", f"{label}: no tensor cores")

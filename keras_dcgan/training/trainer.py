@@ -67,6 +67,13 @@ def _check_resume(config: Config, model_dir: str) -> tuple[Config | None, bool]:
             f"{model_dir} holds a different model (differs in {', '.join(changed)}); continue "
             "it with the same preset and model settings, or choose a new --model_dir."
         )
+    elif (saved.train.precision == "mixed_float16") != (config.train.precision == "mixed_float16"):
+        # Loss scaling adds checkpoint entries and logged metrics (the loss scales).
+        problem = (
+            f"{model_dir} was trained with precision={saved.train.precision}; continue it with "
+            f"loss scaling on (mixed_float16) or off (float32, mixed_bfloat16) as it was, or "
+            "choose a new --model_dir."
+        )
     elif (saved.train.r1_gamma > 0) != (config.train.r1_gamma > 0):
         # The penalty adds a logged metric and changes the metric sums in the checkpoints.
         problem = (
@@ -126,9 +133,9 @@ def train(
 
     Writes `config.json` (the resolved config, before training starts), `checkpoints/`,
     `samples/epoch_NNNN.png` (fixed seeds 0..num_preview-1), `logs/` (TensorBoard scalars and
-    sample images), `metrics.csv` (with `skipped_inputs`, the unusable files met so far),
-    `skipped_inputs.tsv` (which files, and why) when there are any, and `model.keras` at the end;
-    on the digits dataset also `digits_score.json`.
+    sample images), `metrics.csv` (with `skipped_inputs`, the unusable files met so far, and
+    under mixed_float16 the loss scales), `skipped_inputs.tsv` (which files, and why) when there
+    are any, and `model.keras` at the end; on the digits dataset also `digits_score.json`.
 
     Checkpoints are written every `checkpoint_every_steps` iterations, at the end of every epoch,
     when the step budget is reached and on SIGTERM; each holds the data position. Running the same
@@ -194,6 +201,7 @@ def _train(config, model_dir, dataset, strategy, chief, verbose, callbacks, save
         def epoch_data(epoch, skip_batches):
             return dataset.skip(skip_batches) if skip_batches else dataset
 
+    _warn_about_the_global_policy(tc.precision)
     with strategy.scope():
         gan = DCGAN.from_config(config)
         gan.build()  # variables and optimizer slots in scope, before fit()
@@ -317,6 +325,17 @@ def _train(config, model_dir, dataset, strategy, chief, verbose, callbacks, save
             json.dump(dataclasses.asdict(score), f, indent=2)
         print(score.summary(), flush=True)
     return TrainResult(gan, history, model_dir, checkpointer.steps(), score)
+
+
+def _warn_about_the_global_policy(precision: str) -> None:
+    """The run's precision is its config's; says so when the global Keras policy differs."""
+    policy = keras.config.dtype_policy().name
+    if policy != precision:
+        print(
+            f"Note: the global Keras dtype policy is {policy}, but this run trains in "
+            f"precision={precision} (its config's; set the precision field or --precision).",
+            flush=True,
+        )
 
 
 def _quality_callback(config, model_dir, source):
