@@ -305,7 +305,10 @@ def test_train_logs_the_loss_scales_and_refuses_to_switch_loss_scaling(tmp_path)
 
     other = str(tmp_path / "other")
     write_config(tiny_config(), other)
-    _check_resume(tiny_config(precision="mixed_bfloat16"), other)
+    # A trained checkpoint (step > 0): a folder with none may be replaced by any configuration.
+    os.makedirs(os.path.join(other, "checkpoints"))
+    open(os.path.join(other, "checkpoints", "ckpt-3.index"), "w").close()
+    assert _check_resume(tiny_config(precision="mixed_bfloat16"), other)[1] is False
     with pytest.raises(ValueError, match="precision=float32; continue it with loss scaling"):
         _check_resume(tiny_config(precision="mixed_float16"), other)
 
