@@ -337,3 +337,61 @@ def test_write_lmdb_subset(tmp_path, monkeypatch):
         write_lmdb_subset(str(tmp_path / "full"), tmp_path / "bad", ["no such key"])
     assert not (tmp_path / "bad").exists()
     assert sorted(os.listdir(tmp_path)) == ["cache", "full", "subset"]
+
+
+# ------------------------------------------------------------------------------ damaged LMDBs
+def _damaged_lmdbs(tmp_path):
+    """{kind: folder}: a whole LMDB truncated to half and to 5,000 bytes (an interrupted
+    download or unzip), random bytes, an empty file."""
+    full = str(tmp_path / "whole")
+    synthetic.write_lmdb(full, [os.urandom(20_000) for _ in range(40)])  # overflow pages
+    data = open(os.path.join(full, "data.mdb"), "rb").read()
+    damaged = {
+        "half": data[: len(data) // 2],
+        "first_pages": data[:5000],
+        "random": np.random.default_rng(0).bytes(100_000),
+        "empty": b"",
+    }
+    folders = {}
+    for kind, content in damaged.items():
+        folder = tmp_path / kind
+        folder.mkdir()
+        (folder / "data.mdb").write_bytes(content)
+        folders[kind] = str(folder)
+    return full, folders
+
+
+def test_a_damaged_lmdb_is_refused_in_one_line_before_anything_reads_it(tmp_path, monkeypatch):
+    from keras_dcgan.data import DamagedLmdbError, check_lmdb
+
+    monkeypatch.setenv("KERAS_DCGAN_CACHE_DIR", str(tmp_path / "cache"))
+    full, folders = _damaged_lmdbs(tmp_path)
+    assert check_lmdb(full) == 40
+    messages = {
+        "half": "is truncated: .* bytes, but its last page ends at byte .*50.0% of it",
+        "first_pages": "is truncated",
+        "random": "is not a readable LMDB database",
+        "empty": "is not a readable LMDB database",
+    }
+    for kind, folder in folders.items():
+        for call in (check_lmdb, open_source, LmdbSource, lambda p: load_images(p, 32, 3, 4)):
+            with pytest.raises(DamagedLmdbError, match=messages[kind]) as info:
+                call(folder)
+            assert "\n" not in str(info.value) and "extract it again" in str(info.value)
+    with pytest.raises(ValueError, match="not an LMDB folder"):
+        check_lmdb(str(tmp_path))
+
+
+@pytest.mark.parametrize("command", ["dedup", "train"])
+def test_a_truncated_lmdb_is_one_line_and_exit_1_in_the_cli(tmp_path, command):
+    """In a subprocess: reading a truncated LMDB used to kill the process with SIGBUS."""
+    from tests.helpers import dcgan
+
+    _, folders = _damaged_lmdbs(tmp_path)
+    args = {"dedup": [f"--output={tmp_path}/keep.txt"],
+            "train": ["--preset=tiny", f"--model_dir={tmp_path}/run", "--steps=1"]}  # fmt: skip
+    out = dcgan(command, f"--dataset={folders['half']}", *args[command], cwd=tmp_path)
+    assert out.returncode == 1, (out.returncode, out.stderr[-2000:])  # not -7 (SIGBUS)
+    lines = [line for line in out.stderr.splitlines() if "is truncated" in line]
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "keep.txt").exists()

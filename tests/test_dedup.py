@@ -296,3 +296,156 @@ def test_other_bad_arguments(model, planted):
         dedup.train_autoencoder(planted.images[:2], epochs=0)
     with pytest.raises(ValueError, match="Unknown copy kind"):
         dedup.planted_duplicates(10, 1, kinds=["rotate"])
+
+
+# --------------------------------------------------------------------------------------------
+# Streamed de-duplication of a source (`deduplicate`): same keep-list, resumable, bounded
+
+
+def _planted_lmdb(tmp_path, planted, unusable=()):
+    """The planted images as an LSUN-style LMDB of PNGs (lossless: the crops read back exactly),
+    plus `unusable` values that do not decode. Returns (folder, ids in the LMDB's order)."""
+    from keras_dcgan.data import synthetic
+
+    values = [synthetic.encode(image, "PNG") for image in planted.images] + list(unusable)
+    path = str(tmp_path / "planted_lmdb")
+    synthetic.write_lmdb(path, values)
+    from keras_dcgan.data import LmdbSource
+
+    return path, LmdbSource(path).all_ids()
+
+
+def _in_memory(source, train_samples, seed, epochs, max_hamming=0):
+    """Today's algorithm written out: every crop in memory, the subset drawn among them."""
+    ids, images = source.arrays(dedup.INPUT_SIZE, 3)
+    train = images
+    if len(images) > train_samples:
+        rows = np.random.default_rng(seed).choice(len(images), train_samples, replace=False)
+        train = images[np.sort(rows)]
+    model = dedup.train_autoencoder(train, epochs, seed=seed)
+    return dedup.find_duplicates(images, ids, model=model, max_hamming=max_hamming)
+
+
+@pytest.mark.parametrize("max_hamming", [0, 2])
+def test_streamed_and_in_memory_dedup_give_the_same_keep_list(
+    tmp_path, planted, monkeypatch, max_hamming
+):
+    from keras_dcgan.data import LmdbSource
+
+    monkeypatch.setenv("KERAS_DCGAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(dedup, "HASH_CHUNK", 64)  # several chunks
+    path, _ = _planted_lmdb(tmp_path, planted)
+    settings = dict(train_samples=120, seed=3, epochs=4)  # a subset: 120 of 210
+    streamed = dedup.deduplicate(
+        LmdbSource(path), max_hamming=max_hamming, progress=False, **settings
+    )
+    reference = _in_memory(LmdbSource(path), max_hamming=max_hamming, **settings)
+    assert streamed.num_duplicates > 5  # the test sees real groups
+    assert streamed.keep == reference.keep
+    assert streamed.groups == reference.groups
+    assert streamed.num_images == reference.num_images == len(planted.ids)
+
+
+def test_exact_grouping_by_sorting_matches_a_dict_pass():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (40, 16), dtype=np.uint8)
+    hashes = base[rng.integers(0, 40, 500)]  # many collisions, in random order
+    first: dict[bytes, list[int]] = {}
+    for i, h in enumerate(hashes):
+        first.setdefault(h.tobytes(), []).append(i)
+    expected = [g for g in first.values() if len(g) > 1]
+    assert dedup.group_hashes(hashes) == expected
+    assert dedup.group_hashes(np.zeros((0, 16), np.uint8)) == []
+    assert dedup.group_hashes(base) == []  # all distinct
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_dedup_continues_from_its_hash_file(tmp_path, planted, monkeypatch):
+    """Killed after two chunks (and once more with a torn last line), then rerun: the same
+    keep-list as an uninterrupted run, the autoencoder not trained again, unusable inputs
+    remembered."""
+    from keras_dcgan.data import LmdbSource
+
+    monkeypatch.setenv("KERAS_DCGAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(dedup, "HASH_CHUNK", 50)
+    path, _ = _planted_lmdb(tmp_path, planted, unusable=[b"not an image", b"\xff\xd8 torn"])
+    settings = dict(train_samples=150, seed=1, epochs=3, progress=False)
+    whole = dedup.deduplicate(LmdbSource(path), **settings)
+
+    hash_file = tmp_path / "keep.txt.hashes"
+    real_append = dedup.HashFile.append
+    calls = []
+
+    def append_then_die(self, rows):
+        real_append(self, rows)
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise _Interrupt
+
+    monkeypatch.setattr(dedup.HashFile, "append", append_then_die)
+    with pytest.raises(_Interrupt):
+        dedup.deduplicate(LmdbSource(path), hash_file=hash_file, **settings)
+    monkeypatch.setattr(dedup.HashFile, "append", real_append)
+    lines = hash_file.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 1 + sum(calls)  # the header, then one line per input so far
+    with open(hash_file, "ab") as f:  # a kill in the middle of a write
+        f.write(b"0123abc")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the autoencoder was trained again")
+
+    monkeypatch.setattr(dedup, "train_autoencoder", no_training)
+    resumed = dedup.deduplicate(LmdbSource(path), hash_file=hash_file, **settings)
+    assert resumed.keep == whole.keep and resumed.groups == whole.groups
+    text = hash_file.read_text()
+    assert text.count("\n") == 1 + len(planted.ids) + 2  # every input once, torn line gone
+    assert text.count("\n- ") == 2  # the two unusable values, recorded as such
+    # Complete: a third run only reads the file (no decoding needed), same answer.
+    again = dedup.deduplicate(LmdbSource(path), hash_file=hash_file, **settings)
+    assert again.keep == whole.keep
+
+
+def test_a_hash_file_of_other_settings_or_in_use_is_refused(tmp_path, planted, monkeypatch):
+    import fcntl
+
+    from keras_dcgan.data import LmdbSource
+
+    monkeypatch.setenv("KERAS_DCGAN_CACHE_DIR", str(tmp_path / "cache"))
+    path, _ = _planted_lmdb(tmp_path, planted)
+    hash_file = tmp_path / "h.hashes"
+    settings = dict(train_samples=100, epochs=1, progress=False, hash_file=hash_file)
+    dedup.deduplicate(LmdbSource(path), seed=0, **settings)
+    before = hash_file.read_bytes()
+    with pytest.raises(ValueError, match=r"another de-duplication \(it differs in seed\)"):
+        dedup.deduplicate(LmdbSource(path), seed=1, **settings)
+    with pytest.raises(ValueError, match="differs in limit, num_listed"):
+        dedup.deduplicate(LmdbSource(path), seed=0, limit=10, **settings)
+    assert hash_file.read_bytes() == before  # refused without touching it
+    with open(f"{hash_file}.lock", "a") as holder:  # another process holds it
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match="in use by another de-duplication"):
+            dedup.deduplicate(LmdbSource(path), seed=0, **settings)
+    (tmp_path / "junk.hashes").write_text("hello\n")
+    with pytest.raises(ValueError, match="not a keras-dcgan hash file"):
+        dedup.deduplicate(LmdbSource(path), **dict(settings, hash_file=tmp_path / "junk.hashes"))
+    damaged = before.replace(b'"\n', b"\n", 1)  # an id's closing quote lost
+    hash_file.write_bytes(damaged)
+    with pytest.raises(ValueError, match="is damaged"):
+        dedup.deduplicate(LmdbSource(path), seed=0, **settings)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"train_samples": 0}, "train_samples must be a positive integer"),
+        ({"limit": 0}, "limit must be a positive integer or None"),
+        ({"max_hamming": -1}, "max_hamming must be an integer >= 0"),
+        ({"epochs": 1.5}, "epochs must be a positive integer"),
+    ],
+)
+def test_deduplicate_rejects_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        dedup.deduplicate("digits", progress=False, **kwargs)

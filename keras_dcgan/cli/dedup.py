@@ -26,6 +26,12 @@ _TRAIN_SAMPLES = flags.DEFINE_integer(
 )
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the autoencoder and the subset.")
 _LIMIT = flags.DEFINE_integer("limit", None, "Read only the first N images of the source.")
+_HASHES = flags.DEFINE_string(
+    "hashes", None, "The resumable hash file, written as the images are hashed (default: the "
+    "--output path + '.hashes'). Run the same command again after an interruption and it "
+    "continues from it; delete it to start over.",
+)  # fmt: skip
+_PROGRESS = flags.DEFINE_boolean("progress", True, "Show a progress bar with rate and ETA.")
 
 
 def main(argv: list[str]) -> int | None:
@@ -40,6 +46,8 @@ def main(argv: list[str]) -> int | None:
         train_samples=_TRAIN_SAMPLES.value,
         seed=_SEED.value,
         limit=_LIMIT.value,
+        hash_file=_HASHES.value or f"{_OUTPUT.value}.hashes",
+        progress=_PROGRESS.value,
     )
     path = write_keep_list(_OUTPUT.value, result.keep)
     if _GROUPS.value:

@@ -11,11 +11,13 @@ from keras_dcgan.data.decode import SkipLog, SkippedImage, decode_image
 from keras_dcgan.data.digits import load_digits
 from keras_dcgan.data.preprocessing import check_dataset, image_spec
 from keras_dcgan.data.sources import (
+    DamagedLmdbError,
     DigitsSource,
     FolderSource,
     ImageSource,
     LmdbSource,
     TfdsSource,
+    check_lmdb,
     load_images,
     open_source,
     square_resize,
@@ -23,6 +25,7 @@ from keras_dcgan.data.sources import (
 )
 
 __all__ = [
+    "DamagedLmdbError",
     "DigitsSource",
     "FolderSource",
     "ImageSource",
@@ -31,6 +34,7 @@ __all__ = [
     "SkippedImage",
     "TfdsSource",
     "check_dataset",
+    "check_lmdb",
     "decode_image",
     "image_spec",
     "load_digits",

@@ -6,14 +6,19 @@ resulting code layer activations are then binarized via thresholding the ReLU ac
 providing a convenient form of semantic-hashing, allowing for linear time de-duplication.
 Visual inspection of hash collisions showed high precision".
 
-This module does that on in-memory arrays (the caller makes the 32x32 centre crops):
+This module does that on in-memory arrays (the caller makes the 32x32 centre crops) and, for a
+whole image source, streamed (`deduplicate`):
 
 - `build_autoencoder`: dropout on the flattened 3072-d input (the de-noising corruption), a
   128-unit ReLU code layer and a linear 3072-d reconstruction, trained with MSE and Adam.
 - `train_autoencoder`: fits it on the images themselves (seeded, so reproducible).
 - `semantic_hashes`: the code bits (ReLU activation > 0), packed into 16 bytes per image.
-- `find_duplicates`: groups images whose hashes collide, with one dict pass (linear time);
-  optionally also merges hashes within a small Hamming distance (quadratic; see there).
+- `find_duplicates`: groups images whose hashes collide, by sorting the hashes (linear-time in
+  spirit, O(N log N) in numpy); optionally also merges hashes within a small Hamming distance
+  (quadratic; see there).
+- `deduplicate`: the whole source, in bounded memory: the autoencoder trains on a seeded subset,
+  then every image is hashed in chunks, written to a resumable `HashFile` as it goes (LSUN's 3M
+  bedrooms: the ids and 16 bytes per image stay in memory, not the crops).
 - `write_keep_list` / `read_keep_list`: the ids to keep, one per line.
 
 One addition to the paper (`margin_weight`, on by default): an exact collision needs all 128 bits
@@ -40,7 +45,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
+import sys
 import uuid
 from collections.abc import Sequence
 
@@ -261,15 +268,36 @@ def _hamming_within(hashes: np.ndarray, max_hamming: int):
                 yield i, int(j)
 
 
-def group_hashes(hashes: np.ndarray, max_hamming: int = 0) -> list[list[int]]:
-    """Indices grouped by equal hash (groups of size >= 2, in input order).
+def _exact_groups(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, inverse): for each image the index of the first image with its hash (`first`
+    [N], int64) and the hash's rank (`inverse` [N]); sorts the hashes once (numpy, O(N log N),
+    a few bytes of memory per image, no Python object per image)."""
+    keys = np.ascontiguousarray(hashes, np.uint8).view(np.dtype((np.void, hashes.shape[1])))
+    _, first, inverse = np.unique(keys.ravel(), return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    return first[inverse].astype(np.int64), inverse
 
-    max_hamming = 0: one pass with a dict keyed on the hash bytes (linear time). max_hamming > 0:
-    also joins (union-find, transitively) hashes within that Hamming distance, comparing all
-    pairs: quadratic time, fine for tens of thousands of images, not for millions.
+
+def group_hashes(hashes: np.ndarray, max_hamming: int = 0) -> list[list[int]]:
+    """Indices grouped by equal hash (groups of size >= 2, in input order, ordered by their
+    first member).
+
+    max_hamming = 0: exact collisions, found by sorting the hashes (the paper's linear-time
+    de-duplication; millions of images in seconds). max_hamming > 0: also joins (union-find,
+    transitively) hashes within that Hamming distance, comparing all pairs: quadratic time,
+    fine for tens of thousands of images, not for millions.
     """
     hashes = np.ascontiguousarray(hashes, np.uint8)
-    parent = list(range(len(hashes)))
+    if len(hashes) == 0:
+        return []
+    first, _ = _exact_groups(hashes)
+    if max_hamming <= 0:
+        repeated = np.bincount(first, minlength=len(hashes)) > 1  # per first member
+        members = np.nonzero(repeated[first])[0]  # every image of a group, in input order
+        order = members[np.argsort(first[members], kind="stable")]
+        bounds = np.nonzero(np.diff(first[order]))[0] + 1
+        return [g.tolist() for g in np.split(order, bounds)] if len(order) else []
+    parent = first.tolist()
 
     def find(i):
         while parent[i] != i:
@@ -277,18 +305,14 @@ def group_hashes(hashes: np.ndarray, max_hamming: int = 0) -> list[list[int]]:
             i = parent[i]
         return i
 
-    first: dict[bytes, int] = {}
-    for i, h in enumerate(hashes):
-        parent[i] = first.setdefault(h.tobytes(), i)
-    if max_hamming > 0:
-        for i, j in _hamming_within(hashes, max_hamming):
-            a, b = find(i), find(j)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    members: dict[int, list[int]] = {}
+    for i, j in _hamming_within(hashes, max_hamming):
+        a, b = find(i), find(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[int]] = {}
     for i in range(len(hashes)):
-        members.setdefault(find(i), []).append(i)
-    return [g for g in members.values() if len(g) > 1]
+        groups.setdefault(find(i), []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def find_duplicates(
@@ -314,9 +338,16 @@ def find_duplicates(
     if model is None:
         model = train_autoencoder(x.reshape(-1, INPUT_SIZE, INPUT_SIZE, 3), epochs, seed=seed)
     hashes = semantic_hashes(model, x.reshape(-1, INPUT_SIZE, INPUT_SIZE, 3))
+    return _result(ids, hashes, max_hamming)
+
+
+def _result(ids: list[str], hashes: np.ndarray, max_hamming: int) -> DedupResult:
+    """The groups and the keep-list (the first of each group, every singleton) of hashed ids."""
     index_groups = group_hashes(hashes, max_hamming)
-    dropped = {i for g in index_groups for i in g[1:]}
-    keep = [ident for i, ident in enumerate(ids) if i not in dropped]
+    kept = np.ones(len(ids), bool)
+    for g in index_groups:
+        kept[g[1:]] = False
+    keep = [ident for ident, k in zip(ids, kept.tolist(), strict=True) if k]
     return DedupResult(
         groups=[[ids[i] for i in g] for g in index_groups],
         keep=keep,
@@ -334,28 +365,370 @@ def deduplicate(
     train_samples: int = 100_000,
     seed: int = 0,
     limit: int | None = None,
+    hash_file: str | os.PathLike | None = None,
+    progress: bool = True,
 ) -> DedupResult:
     """De-duplicates an image source (a `--dataset` string or an `ImageSource`) as the paper.
 
     Every image's 32x32 RGB centre crop (the pipeline's crop and area resize) is hashed by an
     autoencoder trained on at most `train_samples` of them (a seeded random subset); images whose
     hashes collide form a group, of which the first is kept. Files the source cannot decode are
-    left out (see the source's `skip_log`). Holds all crops in memory: 3 KiB per image (9 GiB for
-    LSUN's 3M bedrooms); `limit` reads only the first images.
+    left out (see the source's `skip_log`); `limit` reads only the first images.
+
+    It streams: only the training subset's crops are held (3 KiB each, 300 MiB at the default
+    100,000); the whole source is then hashed in chunks of `HASH_CHUNK` images, and what stays
+    in memory per image is its id and 16-byte hash. With `hash_file`, the autoencoder's weights
+    (`<hash_file>.autoencoder.npz`) and every hash are written as they are made, and a
+    call with the same source and settings continues where an interrupted one stopped (the
+    file is locked: a second process on it is refused). `progress`: a progress bar with rate
+    and ETA on stderr.
+
+    The keep-list is the one of `find_duplicates` on all crops at once with the same model
+    (tested); the subset is drawn from the listed ids of folders and LMDBs (the decoded images
+    of other sources), so it differs from the in-memory choice only where inputs are skipped.
     """
     from keras_dcgan.data.sources import ImageSource, open_source
 
     if not isinstance(source, ImageSource):
         source = open_source(source, data_dir=data_dir)
-    if train_samples < 1:
-        raise UserError(f"train_samples must be >= 1; got {train_samples}.")
-    ids, images = source.arrays(INPUT_SIZE, 3, limit=limit)
-    train = images
-    if len(images) > train_samples:
-        rows = np.random.default_rng(seed).choice(len(images), train_samples, replace=False)
-        train = images[np.sort(rows)]
-    model = train_autoencoder(train, epochs, seed=seed)
-    return find_duplicates(images, ids, model=model, max_hamming=max_hamming)
+    if not _is_count(train_samples) or train_samples < 1:
+        raise UserError(f"train_samples must be a positive integer; got {train_samples!r}.")
+    if limit is not None and (not _is_count(limit) or limit < 1):
+        raise UserError(f"limit must be a positive integer or None; got {limit!r}.")
+    if not _is_count(max_hamming) or max_hamming < 0:
+        raise UserError(f"max_hamming must be an integer >= 0; got {max_hamming!r}.")
+    if not _is_count(epochs) or epochs < 1:
+        raise UserError(f"epochs must be a positive integer; got {epochs!r}.")
+    ids = _listed_ids(source, limit)
+    settings = {
+        "source": source.fingerprint(),
+        "num_listed": None if ids is None else len(ids),
+        "limit": limit,
+        "seed": seed,
+        "epochs": epochs,
+        "train_samples": train_samples,
+        "code_size": CODE_SIZE,
+    }
+    store = HashFile(hash_file, settings) if hash_file is not None else _MemoryHashes()
+    with store:
+        model = store.autoencoder()
+        if model is None:
+            subset = _training_subset(source, ids, train_samples, seed, limit)
+            model = train_autoencoder(subset, epochs, seed=seed)
+            del subset
+            store.start(model)
+        _hash_source(source, ids, limit, model, store, progress)
+        hashed_ids, hashes = store.hashes()
+    if not hashed_ids:
+        raise UserError(f"{source.name} yielded no image ({source.skip_log.summary()}).")
+    return _result(hashed_ids, hashes, max_hamming)
+
+
+HASH_CHUNK = 1024  # images hashed (and written to the hash file) per step of the streamed pass
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _listed_ids(source, limit):
+    """The ids in source order (at most `limit`) of sources listed in Python; None for others."""
+    from keras_dcgan.data.sources import _IdSource
+
+    if not isinstance(source, _IdSource):
+        return None
+    ids = source.ids("all")
+    if not ids:
+        raise UserError(f"{source.name} has no input.")
+    return ids[:limit] if limit is not None else ids
+
+
+def _crops(source, ids, limit):
+    """(ids, uint8 crops [n, 32, 32, 3]) chunks of `ids` (None: the whole source), in order."""
+    if ids is not None:
+        ds = source.decoded(ids, INPUT_SIZE, 3)
+    else:
+        ds = source.examples(INPUT_SIZE, 3, split="all")
+        if limit is not None:
+            ds = ds.take(limit)
+    for raw, images in ds.batch(HASH_CHUNK).as_numpy_iterator():
+        if images.dtype != np.uint8:  # digits: float in [-1, 1]
+            images = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        yield [source.decode_id(bytes(r)) for r in raw], images
+
+
+def _training_subset(source, ids, train_samples, seed, limit) -> np.ndarray:
+    """uint8 crops of a seeded random subset of at most `train_samples` images, in source
+    order: chosen among the listed ids (only those are decoded), else by one pass with a seeded
+    reservoir (all images, in order, when there are no more than `train_samples`)."""
+    if ids is not None:
+        if len(ids) > train_samples:
+            rows = np.random.default_rng(seed).choice(len(ids), train_samples, replace=False)
+            ids = [ids[i] for i in np.sort(rows)]
+        chunks = [images for _, images in _crops(source, ids, None)]
+        if not chunks:
+            raise UserError(f"{source.name} yielded no image ({source.skip_log.summary()}).")
+        return np.concatenate(chunks)
+    rng = np.random.default_rng(seed)
+    reservoir: list[np.ndarray] = []
+    seen = 0
+    for _, images in _crops(source, None, limit):
+        for image in images:  # Algorithm R: each image kept with probability k / seen
+            if len(reservoir) < train_samples:
+                reservoir.append(image)
+            else:
+                j = int(rng.integers(seen + 1))
+                if j < train_samples:
+                    reservoir[j] = image
+            seen += 1
+    if not reservoir:
+        raise UserError(f"{source.name} yielded no image ({source.skip_log.summary()}).")
+    return np.stack(reservoir)
+
+
+def _hash_source(source, ids, limit, model, store, progress: bool) -> None:
+    """Hashes what `store` does not hold yet, in source order, appending as it goes."""
+    from tqdm.auto import tqdm
+
+    done = store.done()
+    total = len(ids) if ids is not None else source.num_examples(split="all")
+    if limit is not None and total is not None:
+        total = min(total, limit)
+    if ids is not None:
+        if done > len(ids):
+            raise UserError(f"{store.path} lists more inputs than the source has.")
+        if done and store.last_id() != ids[done - 1]:
+            raise UserError(
+                f"{store.path} does not match {source.name}: its input {done} is "
+                f"{store.last_id()!r}, the source's is {ids[done - 1]!r}; delete it to start over."
+            )
+        todo = ids[done:]
+        if not todo:
+            return
+        chunks = _crops(source, todo, None)
+    else:
+        todo = None
+        chunks = _crops(source, None, limit)
+    encoder = _encoder(model)
+    bar = tqdm(total=total, initial=done, unit="img", desc="hashing", disable=not progress,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, smoothing=0.1)  # fmt: skip
+    position = 0  # into `todo`: the inputs before it are hashed or known to be skipped
+    try:
+        for chunk_ids, images in chunks:
+            if todo is None:
+                if done:  # sources without a listing resume by count
+                    drop = min(done, len(chunk_ids))
+                    chunk_ids, images, done = chunk_ids[drop:], images[drop:], done - drop
+                    if not chunk_ids:
+                        continue
+                rows = list(zip(chunk_ids, _hash_crops(encoder, images), strict=True))
+                bar.update(len(rows))
+            else:
+                hashed = dict(zip(chunk_ids, _hash_crops(encoder, images), strict=True))
+                end = todo.index(chunk_ids[-1], position) + 1
+                rows = [(i, hashed.get(i)) for i in todo[position:end]]  # None: skipped
+                bar.update(end - position)
+                position = end
+            store.append(rows)
+        if todo is not None and position < len(todo):  # the last inputs could not be used
+            store.append([(i, None) for i in todo[position:]])
+            bar.update(len(todo) - position)
+    finally:
+        bar.close()
+
+
+def _encoder(model: keras.Model):
+    """The code layer of `model` as one traced function of float32 [n, 3072] (dropout off)."""
+    import tensorflow as tf
+
+    encoder = keras.Model(model.input, model.get_layer("code").output)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, INPUT_DIM], tf.float32)])
+    def code(x):
+        return encoder(x, training=False)
+
+    return code
+
+
+def _hash_crops(encoder, images: np.ndarray) -> np.ndarray:
+    x = _flatten(images)
+    return np.packbits(encoder(x).numpy() > 0, axis=1)
+
+
+class _MemoryHashes:
+    """The hash store of a run without a hash file: lists in memory."""
+
+    path = "the hashes"
+
+    def __init__(self):
+        self._ids: list[str] = []  # of the usable inputs
+        self._hashes = bytearray()  # their packed hashes, 16 bytes each
+        self._done = 0  # inputs hashed or found unusable
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def autoencoder(self):
+        return None
+
+    def start(self, model) -> None:
+        pass
+
+    def done(self) -> int:
+        return self._done
+
+    def append(self, rows) -> None:
+        self._done += len(rows)
+        for ident, h in rows:
+            if h is not None:
+                self._ids.append(ident)
+                self._hashes += h.tobytes()
+
+    def hashes(self) -> tuple[list[str], np.ndarray]:
+        return self._ids, np.frombuffer(self._hashes, np.uint8).reshape(-1, CODE_SIZE // 8)
+
+
+class HashFile(_MemoryHashes):
+    """The resumable hash file of `deduplicate`: a JSON header line with the settings, then one
+    line per input in source order: 32 hex digits of its hash (or "-" for an input that could not
+    be used), a space, the id as a JSON string. Beside it, the autoencoder's weights.
+
+    Appended and fsynced chunk by chunk; a torn last line (a kill mid-write) is dropped on
+    reopening. Held with an exclusive flock for the life of the `with` block.
+    """
+
+    FORMAT = "keras_dcgan.dedup.hashes/1"
+
+    def __init__(self, path, settings: dict):
+        super().__init__()
+        self.path = os.fspath(path)
+        self.weights = f"{self.path}.autoencoder.npz"
+        self.settings = dict(settings, format=self.FORMAT)
+        self._file = None
+        self._lock = None
+        self._last_id = None
+
+    def __enter__(self):
+        folder = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+            self._lock = open(f"{self.path}.lock", "a")
+        except OSError as e:
+            raise UserError(f"Cannot write the hash file {self.path}: {e.strerror or e}.") from None
+        try:
+            import fcntl
+
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise UserError(
+                f"{self.path} is in use by another de-duplication; wait for it to end, or choose "
+                "another hash file (--hashes)."
+            ) from None
+        except (ImportError, OSError):  # not POSIX, or no flock on this file system
+            pass
+        try:
+            self._read()
+        except BaseException:
+            self._lock.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            self._file.close()
+        self._lock.close()
+        return False
+
+    def _read(self) -> None:
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, "rb") as f:
+            header = f.readline()
+            try:
+                saved = json.loads(header)
+            except ValueError:
+                saved = None
+            if not isinstance(saved, dict) or saved.get("format") != self.FORMAT:
+                raise UserError(
+                    f"{self.path} is not a keras-dcgan hash file; delete it or choose another."
+                )
+            changed = sorted(k for k in self.settings if saved.get(k) != self.settings[k])
+            if changed:
+                raise UserError(
+                    f"{self.path} holds the hashes of another de-duplication (it differs in "
+                    f"{', '.join(changed)}); delete it to start over, or choose another."
+                )
+            good = f.tell()
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break  # torn by a kill: dropped below
+                self._parse(line)
+                good += len(line)
+        if good != os.path.getsize(self.path):
+            os.truncate(self.path, good)
+
+    def _parse(self, line: bytes) -> None:
+        try:
+            digest, ident = line[:-1].split(b" ", 1)
+            ident = json.loads(ident)
+            h = None if digest == b"-" else bytes.fromhex(digest.decode())
+        except ValueError:
+            h = ident = None
+        if (h is not None and len(h) != CODE_SIZE // 8) or not isinstance(ident, str):
+            raise UserError(f"{self.path} is damaged (line {self._done + 2}); delete it.")
+        self._done += 1
+        if h is not None:
+            self._ids.append(ident)
+            self._hashes += h
+        self._last_id = ident
+
+    def autoencoder(self):
+        if not self._done and not os.path.exists(self.path):
+            return None
+        if not os.path.exists(self.weights):
+            raise UserError(
+                f"{self.path} has no autoencoder weights beside it ({self.weights}); delete it "
+                "to start over."
+            )
+        model = build_autoencoder(seed=self.settings["seed"])
+        try:
+            with np.load(self.weights, allow_pickle=False) as saved:
+                model.set_weights([saved[f"w{i}"] for i in range(len(saved.files))])
+        except (OSError, ValueError, KeyError) as e:
+            raise UserError(f"{self.weights} is unreadable ({e}); delete {self.path}.") from None
+        return model
+
+    def start(self, model) -> None:
+        """Saves the trained autoencoder, then creates the file with its header (each atomic)."""
+        tmp = f"{self.weights}.{uuid.uuid4().hex}.tmp.npz"
+        np.savez(tmp, **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+        os.replace(tmp, self.weights)
+        tmp = f"{self.path}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(self.settings, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def last_id(self):
+        return self._last_id
+
+    def append(self, rows) -> None:
+        if self._file is None:
+            self._file = open(self.path, "ab")
+        text = "".join(
+            f"{'-' if h is None else h.tobytes().hex()} {json.dumps(ident)}\n" for ident, h in rows
+        )
+        self._file.write(text.encode("utf-8", "surrogatepass"))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        super().append(rows)
+        if rows:
+            self._last_id = rows[-1][0]
 
 
 # --------------------------------------------------------------------------------------------

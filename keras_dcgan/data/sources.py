@@ -381,7 +381,19 @@ class _IdSource(ImageSource):
         )
         if shuffle and epoch is None:
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        return self._decoded(ds, image_size, channels, small_images)
 
+    def decoded(self, ids: Sequence[str], image_size: int, channels: int,
+                small_images: str = "upscale") -> tf.data.Dataset:  # fmt: skip
+        """(id, image) of exactly these `ids`, in this order, unusable ones left out (and
+        recorded in `skip_log`); images uint8 [size, size, channels]. (`dcgan dedup` streams
+        the whole source through it in listing order.)"""
+        ds = tf.data.Dataset.from_tensor_slices(
+            tf.constant([self._encode_id(i) for i in ids], tf.string)
+        )
+        return self._decoded(ds, image_size, channels, small_images)
+
+    def _decoded(self, ds, image_size, channels, small_images) -> tf.data.Dataset:
         # Decoded in groups: one Python call per group amortises tf.data's per-call cost, and
         # tf.data runs several groups at once (Pillow releases the GIL while it decodes).
         def load_group(raws):
@@ -482,17 +494,62 @@ def _shared_lmdb_environment(path: str):
     fails too): every `LmdbSource` of the same database shares one environment, kept open for
     the life of the process.
     """
-    import lmdb
-
     stat = os.stat(os.path.join(path, "data.mdb"))
     key = (os.getpid(), stat.st_dev, stat.st_ino)
     with _LMDB_ENVIRONMENTS_LOCK:
         env = _LMDB_ENVIRONMENTS.get(key)
         if env is None:
-            env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False,
-                            max_readers=512)  # fmt: skip
+            env = _open_checked_lmdb(path)
             _LMDB_ENVIRONMENTS[key] = env
         return env
+
+
+class DamagedLmdbError(UserError):
+    """An LMDB's data.mdb is not an LMDB, or is shorter than its own page table says (a
+    truncated download or unzip): reading it would crash the process with a bus error."""
+
+
+def _open_checked_lmdb(path: str):
+    """lmdb.open (read-only) after checking that data.mdb is whole; raises DamagedLmdbError.
+
+    LMDB memory-maps the file to the size its meta page records; a page past the end of a
+    truncated file is a SIGBUS ("Fatal Python error: Bus error"), not an exception. The meta
+    page names the last page in use, so `(last_pgno + 1) * page size` must fit in the file.
+    """
+    import lmdb
+
+    file = os.path.join(path, "data.mdb")
+    size = os.path.getsize(file)
+    redo = "download or extract it again"
+    try:
+        env = lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False,
+                        max_readers=512)  # fmt: skip
+    except lmdb.Error as e:
+        raise DamagedLmdbError(
+            f"{file} is not a readable LMDB database ({size:,} bytes; {e}); {redo}."
+        ) from None
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    if size < needed:
+        env.close()
+        raise DamagedLmdbError(
+            f"{file} is truncated: {size:,} bytes, but its last page ends at byte {needed:,} "
+            f"({size / needed:.1%} of it is there; an interrupted download or unzip, or a full "
+            f"disk); {redo}."
+        )
+    return env
+
+
+def check_lmdb(path: str | os.PathLike) -> int:
+    """The number of records of the LMDB in folder `path` (or its data.mdb), after checking that
+    the file is a whole LMDB database; raises `DamagedLmdbError` (one line: what is wrong and
+    what to do) for a file of another kind or a truncated one, `UserError` for a missing one.
+    Reads only the meta pages: instant, whatever the size."""
+    path = os.fspath(path)
+    if os.path.basename(path) == "data.mdb":
+        path = os.path.dirname(path) or "."
+    if not os.path.isfile(os.path.join(path, "data.mdb")):
+        raise UserError(f"{path!r} is not an LMDB folder (no data.mdb in it).")
+    return int(_shared_lmdb_environment(os.path.abspath(path)).stat()["entries"])
 
 
 class LmdbSource(_IdSource):
@@ -518,6 +575,7 @@ class LmdbSource(_IdSource):
         self._lock = threading.Lock()
         self._keys = None
         self._ids = None
+        self._environment()  # a damaged file is refused here, in one line (DamagedLmdbError)
 
     def _environment(self):
         with self._lock:
