@@ -11,6 +11,7 @@ recall 0.20-0.27), both at precision 1.000; so the recall bound checks the train
 
 import dataclasses
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -398,6 +399,11 @@ def test_an_interrupted_dedup_continues_from_its_hash_file(tmp_path, planted, mo
         raise AssertionError("the autoencoder was trained again")
 
     monkeypatch.setattr(dedup, "train_autoencoder", no_training)
+    # As on a new Colab VM: the same LMDB extracted again, at another path, with other times.
+    moved = tmp_path / "extracted_again"
+    shutil.copytree(path, moved)
+    os.utime(moved / "data.mdb", (1e9, 1e9))
+    path = str(moved)
     resumed = dedup.deduplicate(LmdbSource(path), hash_file=hash_file, **settings)
     assert resumed.keep == whole.keep and resumed.groups == whole.groups
     text = hash_file.read_text()

@@ -401,7 +401,10 @@ def deduplicate(
         raise UserError(f"epochs must be a positive integer; got {epochs!r}.")
     ids = _listed_ids(source, limit)
     settings = {
-        "source": source.fingerprint(),
+        # Listed sources by their listing, not their path or file times: the same LMDB extracted
+        # again on a new Colab VM continues its hash file (each line's id is checked too).
+        "source": source.kind if ids is not None else source.fingerprint(),
+        "first_id": None if ids is None else ids[0],
         "num_listed": None if ids is None else len(ids),
         "limit": limit,
         "seed": seed,
