@@ -1,19 +1,24 @@
 """The Colab notebooks in notebooks/: committed without outputs, the two LSUN notebooks in step,
 and every notebook executed in its smoke mode.
 
-Smoke mode (`DCGAN_NOTEBOOK_SMOKE=1`, read by each notebook's second cell): a tiny LMDB or image
-folder made on the fly (the analysis notebook: the offline digits), a tiny model, a few steps; no
-install, no Google Drive, no download. The
-notebook runs in a fresh kernel of this Python (nbclient, kernel "python3" = ipykernel here) with
-a temporary folder as its working directory; the test then checks the files it should have left.
+Smoke mode (`DCGAN_NOTEBOOK_SMOKE=1`, read by each notebook's second cell): a tiny image folder,
+or for LSUN a tiny zip archive laid out as LSUN's and "downloaded" from a file:// URL, made on the
+fly (the analysis notebook: the offline digits), a tiny model, a few steps; no install, no Google
+Drive, no network. The LSUN notebooks run their first-N branch, and with
+`DCGAN_NOTEBOOK_SMOKE_FULL=1` their all-images one. The notebook runs in a fresh kernel of this
+Python (nbclient, kernel "python3" = ipykernel here) with a temporary folder as its working
+directory; the test then checks the files it should have left.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import sys
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -29,18 +34,35 @@ BADGE = "https://colab.research.google.com/github/keras-dcgan/keras-dcgan/blob/m
 # stand-in for the Drive folder).
 LSUN_RUN = "keras-dcgan/runs/bedrooms_paper64_first64_dedup"
 LSUN_FIGURES = "keras-dcgan/figures/bedrooms_paper64_first64_dedup"
+SMOKE_ARCHIVE = "smoke_server/bedroom_train_lmdb.zip"  # the stand-in for LSUN's server
+
+
+def _lsun_files(run_name: str, data: str) -> list[str]:
+    """An LSUN smoke run's files: `data` the LMDB de-duplicated (its name), `run_name` the run."""
+    return [
+        SMOKE_ARCHIVE,
+        f"keras-dcgan/data/{data}_keep.txt",  # the de-duplication keep-list, "on Drive"
+        f"keras-dcgan/data/{data}_keep.hashes",  # its resumable hash file, beside it
+        f"keras-dcgan/runs/{run_name}/config.json",
+        f"keras-dcgan/runs/{run_name}/checkpoints/checkpoint",
+        f"keras-dcgan/runs/{run_name}/model.keras",
+        f"keras-dcgan/runs/{run_name}/samples/epoch_0001.png",
+        f"keras-dcgan/figures/{run_name}/real_images.png",
+        f"keras-dcgan/figures/{run_name}/served_samples.png",
+        f"keras-dcgan/figures/{run_name}/latent_walk.png",
+        f"keras-dcgan/exports/{run_name}/1/saved_model.pb",
+    ]
+
+
 LSUN_FILES = [
     "keras-dcgan/data/bedroom_first64_lmdb/data.mdb",  # the first-N subset, kept "on Drive"
-    "keras-dcgan/data/bedroom_first64_lmdb_keep.txt",  # the de-duplication keep-list
-    f"{LSUN_RUN}/config.json",
-    f"{LSUN_RUN}/checkpoints/checkpoint",
-    f"{LSUN_RUN}/model.keras",
-    f"{LSUN_RUN}/samples/epoch_0001.png",
-    f"{LSUN_FIGURES}/real_images.png",
-    f"{LSUN_FIGURES}/served_samples.png",
-    f"{LSUN_FIGURES}/latent_walk.png",
-    "keras-dcgan/exports/bedrooms_paper64_first64_dedup/1/saved_model.pb",
+    *_lsun_files("bedrooms_paper64_first64_dedup", "bedroom_first64_lmdb"),
 ]
+LSUN_FULL_FILES = [  # DCGAN_NOTEBOOK_SMOKE_FULL=1: all the stand-in's images, "downloaded"
+    "smoke_data/bedroom_train_lmdb/data.mdb",
+    *_lsun_files("bedrooms_paper64_dedup", "bedroom_train_lmdb"),
+]
+SMOKE_RECORDS = 80  # the stand-in archive's images
 OWN_RUN = "keras-dcgan/runs/my_images"
 ANALYSIS_RUN = "keras-dcgan/runs/tiny_demo"  # the demo run (MODEL_DIR = ""), tiny in smoke mode
 ANALYSIS_FIGURES = "keras-dcgan/figures/tiny_demo/analysis"
@@ -172,8 +194,9 @@ def _execute(name: str, workdir: Path, monkeypatch):
     return nb
 
 
-def _check_ran(name: str, nb, workdir: Path) -> str:
-    """Every code cell ran without an error and the expected files exist; returns the output."""
+def _check_ran(name: str, nb, workdir: Path, expected: list[str] | None = None) -> str:
+    """Every code cell ran without an error and the expected files exist (`expected`, else those
+    of EXPECTED); returns the output."""
     texts = []
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -186,29 +209,87 @@ def _check_ran(name: str, nb, workdir: Path) -> str:
     # The kernel ran this Python (the one with keras_dcgan installed), in smoke mode.
     assert f"Smoke mode: using the keras_dcgan installed in {sys.prefix}" in text
     assert "Precision: float32 (chosen for no GPU" in text  # the precision cell, on the CPU
-    missing = [f for f in EXPECTED.get(name, []) if not (workdir / f).exists()]
+    expected = EXPECTED.get(name, []) if expected is None else expected
+    missing = [f for f in expected if not (workdir / f).exists()]
     assert not missing, f"{name} did not write {missing}; it wrote {_files(workdir)}"
     return text
 
 
+TRUNCATED = "/bedroom_train_lmdb/data.mdb is truncated: "  # the smoke run's half-unzipped copy
+EXTRACTED_AGAIN = "Deleted it; extracting the archive again."
+
+
+def _training_line(text: str, batch_size: int = 8) -> tuple[int, int, int]:
+    """(images, duplicates removed, steps per epoch) as the train cell printed them."""
+    found = re.search(
+        r"Training on ([\d,]+) images \(([\d,]+) duplicates removed\): ([\d,]+) steps per "
+        rf"epoch of batch {batch_size}\n",
+        text,
+    )
+    assert found, "no 'Training on N images (M duplicates removed): S steps' line"
+    images, removed, steps = (int(g.replace(",", "")) for g in found.groups())
+    assert steps == images // batch_size
+    return images, removed, steps
+
+
+def _data_mdb(workdir: Path, name: str) -> tuple[int, int]:
+    stat = (workdir / "smoke_data" / name / "data.mdb").stat()
+    return stat.st_size, stat.st_mtime_ns  # with the path: the de-duplication's source id
+
+
 def test_lsun_notebooks_smoke_and_session_restart(tmp_path, monkeypatch):
-    """The 1-epoch notebook from scratch; then, as after a Colab restart (the VM's disk wiped,
-    Drive kept), the 5-epoch notebook in the same place continues that run to epoch 5."""
+    """The 1-epoch notebook from scratch (its first-N branch: the stand-in archive downloaded,
+    an earlier session's truncated unzip found and redone, the subset written); then, as after a
+    Colab restart (the VM's disk wiped, Drive kept), the 5-epoch notebook in the same place
+    continues that run to epoch 5."""
     nb = _execute(LSUN_1, tmp_path, monkeypatch)
     text = _check_ran(LSUN_1, nb, tmp_path)
+    assert TRUNCATED in text and EXTRACTED_AGAIN in text
+    assert text.index(TRUNCATED) < text.index("Downloading file://") < text.index("Extracting")
     assert "Wrote the first 64 images" in text
+    images, removed, steps = _training_line(text)
+    assert images + removed == 64
+    assert f"{LSUN_RUN}: step {steps}\n" in text  # one epoch: the steps printed
     assert _pictures(nb) == 4  # data, epoch 1, served, walk
     assert not (tmp_path / LSUN_RUN / "samples" / "epoch_0002.png").exists()
+    subset = _data_mdb(tmp_path, "bedroom_first64_lmdb")
 
     shutil.rmtree(tmp_path / "smoke_data")  # the VM's disk; keras-dcgan/ stands for Drive
     nb = _execute(LSUN_5, tmp_path, monkeypatch)
     text = _check_ran(LSUN_5, nb, tmp_path)
     assert "Wrote the first" not in text  # the subset came back from "Drive"
+    assert "Downloading" not in text and TRUNCATED not in text
+    # The copy from Drive is the same file to the hash file (a resumed de-duplication).
+    assert _data_mdb(tmp_path, "bedroom_first64_lmdb") == subset
     assert "Keep-list of an earlier session" in text
+    assert _training_line(text) == (images, removed, steps)
     assert "Continuing from" in text and "epoch 2, batch 0" in text
     assert (tmp_path / LSUN_RUN / "samples" / "epoch_0005.png").exists()
     assert (tmp_path / "keras-dcgan/exports/bedrooms_paper64_first64_dedup/2").is_dir()
     assert _pictures(nb) == 5  # data, epochs 1 and 5, served, walk
+
+
+def test_lsun_notebook_all_images_smoke(tmp_path, monkeypatch):
+    """The 1-epoch notebook's all-images branch (MAX_IMAGES = None): the stand-in archive
+    downloaded from its file:// URL and unzipped, after the truncated data.mdb of an earlier
+    session's unzip is found (by check_lmdb), reported and deleted."""
+    monkeypatch.setenv("DCGAN_NOTEBOOK_SMOKE_FULL", "1")
+    nb = _execute(LSUN_1, tmp_path, monkeypatch)
+    text = _check_ran(LSUN_1, nb, tmp_path, LSUN_FULL_FILES)
+    assert TRUNCATED in text and EXTRACTED_AGAIN in text
+    assert text.index(TRUNCATED) < text.index("Downloading file://") < text.index("Extracting")
+    assert "Wrote the first" not in text
+    assert f"{SMOKE_RECORDS} images in " in text  # all of them, no subset
+    images, removed, steps = _training_line(text)
+    assert images + removed == SMOKE_RECORDS
+    assert f"keras-dcgan/runs/bedrooms_paper64_dedup: step {steps}\n" in text
+    assert sorted(p.name for p in (tmp_path / "smoke_data").iterdir()) == ["bedroom_train_lmdb"]
+    # Unzipped with the archive's file times: every session's copy is the same file to the
+    # de-duplication's hash file.
+    with zipfile.ZipFile(tmp_path / SMOKE_ARCHIVE) as archive:
+        stamp = archive.getinfo("bedroom_train_lmdb/data.mdb").date_time
+    mtime = (tmp_path / "smoke_data/bedroom_train_lmdb/data.mdb").stat().st_mtime
+    assert time.localtime(mtime)[:6] == stamp
 
 
 def test_own_images_notebook_smoke(tmp_path, monkeypatch):
