@@ -54,8 +54,11 @@ def main(argv: list[str]) -> int | None:
         os.makedirs(os.path.dirname(os.path.abspath(_GROUPS.value)), exist_ok=True)
         with open(_GROUPS.value, "w", encoding="utf-8") as f:
             json.dump({"dataset": _DATASET.value, "groups": result.groups}, f, indent=1)
+    rate = result.num_hashed / result.hash_seconds if result.hash_seconds else 0.0
     print(
         f"{result.num_images} images, {result.num_duplicates} near-duplicate(s) in "
         f"{len(result.groups)} group(s); {source.skip_log.summary()}. "
-        f"Wrote {len(result.keep)} ids to keep to {path}"
+        f"Wrote {len(result.keep)} ids to keep to {path} (autoencoder trained in "
+        f"{result.train_seconds:.1f} s; {result.num_hashed} inputs hashed in "
+        f"{result.hash_seconds:.1f} s, {rate:.0f}/s)"
     )
