@@ -1,12 +1,14 @@
 """De-duplication by semantic hashing (keras_dcgan.data.dedup).
 
-The planted-duplicates thresholds come from 10 seeds of the same fixture size (150 distinct
-images, 20 copies of each kind, default training): exact collisions gave precision 1.000 on every
-seed and recall 0.55-0.67; max_hamming=2 gave precision 0.91-1.00 and recall 0.82-0.90. The tests
-assert precision >= 0.95 / recall >= 0.45 (exact) and precision >= 0.85 / recall >= 0.70
-(Hamming 2). Below the recall bound: an untrained autoencoder (random projections, recall
-0.05-0.12 over 5 seeds) and the plain paper autoencoder without the code margin (margin_weight=0,
-recall 0.20-0.27), both at precision 1.000; so the recall bound checks the training.
+The planted-duplicates thresholds come from 6 seeds of the same fixture size (150 distinct
+images, 20 copies of each kind, default training, the standardized code layer): exact collisions
+gave precision 0.93-1.00 and recall 0.35-0.57 (seed 0, the fixture here: 0.35); max_hamming=2
+gave precision 0.90-1.00 and recall 0.67-0.83. The tests assert precision >= 0.9 / recall >= 0.3
+(exact) and precision >= 0.85 / recall >= 0.6 (Hamming 2). Below the recall bound: an untrained
+autoencoder (random projections, recall 0.03-0.17 over the 6 seeds), so the bound checks the
+training; the code margin (margin_weight=0: recall 0.25-0.37) pays more at scale than here.
+(Before the code layer was standardized, exact recall was 0.55-0.67 on this fixture, but on
+100,000 LSUN-like images 81% of them shared a hash: see `build_autoencoder`.)
 """
 
 import dataclasses
@@ -62,7 +64,11 @@ def test_autoencoder_architecture():
     assert ae.input_shape == (None, 3072) and ae.output_shape == (None, 3072)
     assert ae.get_layer("code").output.shape == (None, 128)
     assert ae.get_layer("corrupt").rate == dedup.DEFAULT_DROPOUT
-    assert ae.count_params() == 3072 * 128 + 128 + 128 * 3072 + 3072
+    # unit-norm projections without a bias, standardized (2 x 128 inference statistics)
+    assert ae.count_params() == 3072 * 128 + 2 * 128 + 128 * 3072 + 3072
+    assert ae.get_layer("code_norm").center is False and ae.get_layer("code_norm").scale is False
+    plain = dedup.build_autoencoder(seed=0, standardize_code=False)  # the paper's layer
+    assert plain.count_params() == 3072 * 128 + 128 + 128 * 3072 + 3072
 
 
 def test_hash_shapes_and_dtypes(model, planted):
@@ -115,8 +121,8 @@ def test_planted_duplicates_found_exact(model, planted):
     result = dedup.find_duplicates(planted.images, planted.ids, model=model)
     scores = dedup.pair_scores(result.groups, planted)
     assert scores.reported_pairs > 0
-    assert scores.precision >= 0.95, scores
-    assert scores.recall >= 0.45, scores
+    assert scores.precision >= 0.9, scores
+    assert scores.recall >= 0.3, scores
 
 
 def test_planted_duplicates_found_within_hamming_2(model, planted):
@@ -124,7 +130,7 @@ def test_planted_duplicates_found_within_hamming_2(model, planted):
     near = dedup.find_duplicates(planted.images, planted.ids, model=model, max_hamming=2)
     scores = dedup.pair_scores(near.groups, planted)
     assert scores.precision >= 0.85, scores
-    assert scores.recall >= 0.70, scores
+    assert scores.recall >= 0.6, scores
     assert near.num_duplicates >= exact.num_duplicates
 
 
@@ -455,3 +461,17 @@ def test_a_hash_file_of_other_settings_or_in_use_is_refused(tmp_path, planted, m
 def test_deduplicate_rejects_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         dedup.deduplicate("digits", progress=False, **kwargs)
+
+
+def test_each_bit_splits_the_training_images_near_the_mean(model, planted):
+    """The standardized code: "code_norm" holds the training projections' exact mean and
+    variance, so no bit is the same for every image (the collapse it prevents at scale)."""
+    x = dedup._flatten(planted.images)
+    z = np.asarray(model.get_layer("code_linear")(x)).astype(np.float64)
+    norm = model.get_layer("code_norm")
+    np.testing.assert_allclose(np.asarray(norm.moving_mean), z.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(norm.moving_variance), z.var(0), rtol=1e-3)
+    bits = np.unpackbits(dedup.semantic_hashes(model, planted.images), axis=1)
+    share = bits.mean(axis=0)
+    assert ((share > 0) & (share < 1)).all(), share
+    assert 0.3 < share.mean() < 0.7
