@@ -504,6 +504,38 @@ def _shared_lmdb_environment(path: str):
         return env
 
 
+RELEASE_EVERY_BYTES = 64 << 20  # LMDB values read between two drops of the mapped pages
+_MAPPED_READ: dict[int, int] = {}  # id(env) -> bytes read since the last drop
+
+
+def _release_mapped_pages(env, file: str, nbytes: int) -> None:
+    """Every `RELEASE_EVERY_BYTES` read, drops the LMDB file's pages from this process's resident
+    set (Linux: madvise(MADV_DONTNEED) over its read-only mappings, found in /proc/self/maps).
+
+    LMDB reads through a memory map, so every page a pass touches stays in the process's RSS
+    (as file pages) until the environment closes: a pass over LSUN's 43 GiB would show 43 GiB of
+    RSS. The pages stay in the OS page cache; a later read faults them back in. Safe while other
+    threads read: a read-only shared file mapping only loses its page-table entries."""
+    key = id(env)
+    total = _MAPPED_READ.get(key, 0) + nbytes
+    if total < RELEASE_EVERY_BYTES:
+        _MAPPED_READ[key] = total
+        return
+    _MAPPED_READ[key] = 0
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        real = os.path.realpath(file)
+        with open("/proc/self/maps") as f:
+            ranges = [line.split()[0] for line in f if line.rstrip().endswith(real)]
+        for span in ranges:
+            start, end = (int(v, 16) for v in span.split("-"))
+            libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), 4)  # DONTNEED
+    except (OSError, AttributeError, ValueError):  # not Linux: the pages stay mapped
+        pass
+
+
 class DamagedLmdbError(UserError):
     """An LMDB's data.mdb is not an LMDB, or is shorter than its own page table says (a
     truncated download or unzip): reading it would crash the process with a bus error."""
@@ -626,10 +658,12 @@ class LmdbSource(_IdSource):
         return raw.decode("latin-1")
 
     def read(self, item_id: str) -> bytes:
-        with self._environment().begin(buffers=False) as txn:
+        env = self._environment()
+        with env.begin(buffers=False) as txn:
             value = txn.get(item_id.encode("latin-1"))
         if value is None:
             raise OSError(f"key {item_id!r} not in the database")
+        _release_mapped_pages(env, os.path.join(self.path, "data.mdb"), len(value))
         return value
 
     def fingerprint(self) -> str:
