@@ -632,8 +632,13 @@ class LmdbSource(_IdSource):
                 return self._keys
             except (OSError, ValueError) as e:
                 log.warning("Ignoring unreadable key cache %s: %s", cache_file, e)
-        with self._environment().begin() as txn:
-            keys = [bytes(k) for k in txn.cursor().iternext(keys=True, values=False)]
+        env, keys = self._environment(), []
+        with env.begin() as txn:
+            for key in txn.cursor().iternext(keys=True, values=False):
+                keys.append(bytes(key))
+                if len(keys) % 20_000 == 0:  # the cursor touches a page of every value
+                    _release_mapped_pages(env, os.path.join(self.path, "data.mdb"),
+                                          RELEASE_EVERY_BYTES)  # fmt: skip
         self._keys = np.array(keys, dtype=object)
         # numpy's fixed-width bytes drop trailing NULs: cache only keys that survive that.
         if keys and not any(k.endswith(b"\0") for k in keys):
