@@ -31,6 +31,7 @@ setup(
         "pillow>=10",
         "lmdb>=1.4",
         "scikit-learn>=1.4",
+        "tqdm>=4.60",  # dcgan dedup's progress bar (rate and ETA)
         # Serving: the warm-up file and the gRPC client/server use TF Serving's protos.
         "tensorflow-serving-api==2.21.*",
         "grpcio>=1.60",
