@@ -59,6 +59,7 @@ import keras
 import numpy as np
 
 from keras_dcgan.errors import UserError
+from keras_dcgan.images import to_uint8
 
 INPUT_SIZE = 32  # the paper's 32x32 downsampled centre crops
 INPUT_DIM = INPUT_SIZE * INPUT_SIZE * 3  # 3072
@@ -527,7 +528,7 @@ def _crops(source, ids, limit):
             ds = ds.take(limit)
     for raw, images in ds.batch(HASH_CHUNK).as_numpy_iterator():
         if images.dtype != np.uint8:  # digits: float in [-1, 1]
-            images = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            images = to_uint8(images)
         yield [source.decode_id(bytes(r)) for r in raw], images
 
 

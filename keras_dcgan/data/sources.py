@@ -39,6 +39,7 @@ from keras_dcgan.data.decode import (
     decode_image,
 )
 from keras_dcgan.errors import UserError
+from keras_dcgan.images import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ class ImageSource:
             raise UserError(f"{self.name} yielded no image.")
         images = np.concatenate(images)
         if images.dtype != np.uint8:  # digits: float in [-1, 1]
-            images = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            images = to_uint8(images)
         return ids, images
 
     def _cache_file(self, cache, *settings) -> str:
