@@ -377,9 +377,7 @@ class _IdSource(ImageSource):
             ids = _epoch_order(ids, seed, epoch)
         if skip_examples:
             ids = _skip_usable(ids, skip_examples, set(self.skip_log.items()))
-        ds = tf.data.Dataset.from_tensor_slices(
-            tf.constant([self._encode_id(i) for i in ids], tf.string)
-        )
+        ds = self._id_dataset(ids)
         if shuffle and epoch is None:
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         return self._decoded(ds, image_size, channels, small_images)
@@ -389,10 +387,12 @@ class _IdSource(ImageSource):
         """(id, image) of exactly these `ids`, in this order, unusable ones left out (and
         recorded in `skip_log`); images uint8 [size, size, channels]. (`dcgan dedup` streams
         the whole source through it in listing order.)"""
-        ds = tf.data.Dataset.from_tensor_slices(
+        return self._decoded(self._id_dataset(ids), image_size, channels, small_images)
+
+    def _id_dataset(self, ids: Sequence[str]) -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices(
             tf.constant([self._encode_id(i) for i in ids], tf.string)
         )
-        return self._decoded(ds, image_size, channels, small_images)
 
     def _decoded(self, ds, image_size, channels, small_images) -> tf.data.Dataset:
         # Decoded in groups: one Python call per group amortises tf.data's per-call cost, and
@@ -577,12 +577,7 @@ def check_lmdb(path: str | os.PathLike) -> int:
     the file is a whole LMDB database; raises `DamagedLmdbError` (one line: what is wrong and
     what to do) for a file of another kind or a truncated one, `UserError` for a missing one.
     Reads only the meta pages: instant, whatever the size."""
-    path = os.fspath(path)
-    if os.path.basename(path) == "data.mdb":
-        path = os.path.dirname(path) or "."
-    if not os.path.isfile(os.path.join(path, "data.mdb")):
-        raise UserError(f"{path!r} is not an LMDB folder (no data.mdb in it).")
-    return int(_shared_lmdb_environment(os.path.abspath(path)).stat()["entries"])
+    return int(LmdbSource(os.fspath(path))._environment().stat()["entries"])
 
 
 class LmdbSource(_IdSource):
