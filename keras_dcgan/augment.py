@@ -28,32 +28,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from keras_dcgan.errors import UserError
+from keras_dcgan.options import parse_augment as parse_policy  # noqa: F401 (public name)
 
-POLICIES = ("translation", "cutout")
 TRANSLATION_RATIO = 1 / 8
 CUTOUT_RATIO = 1 / 4
 FILL = -1.0
-
-
-def parse_policy(policy: str | None) -> tuple[str, ...]:
-    """ "translation,cutout" -> ("translation", "cutout"); "", "none" or None -> () (none)."""
-    if policy is None:
-        return ()
-    if not isinstance(policy, str):
-        raise UserError(f"augment must be a comma-separated string; got {policy!r}.")
-    if policy.strip() == "none":
-        return ()
-    names = tuple(name.strip() for name in policy.split(",") if name.strip())
-    unknown = [name for name in names if name not in POLICIES]
-    if unknown:
-        raise UserError(
-            f"Unknown augmentation {', '.join(map(repr, unknown))}; choose from "
-            f"{', '.join(POLICIES)} (comma-separated), or 'none'."
-        )
-    if len(set(names)) != len(names):
-        raise UserError(f"augment names an augmentation twice: {policy!r}.")
-    return names
 
 
 def translate(images, shifts, fill: float = FILL):

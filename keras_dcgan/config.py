@@ -13,14 +13,22 @@ import json
 import math
 from typing import Any
 
+from keras_dcgan import options, validation
 from keras_dcgan.errors import UserError
 
-Z_PRIORS = ("uniform", "normal")
-G_ACTIVATIONS = ("relu", "leaky_relu", "elu")
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
-# Keras dtype policies a run may train under (weights and optimizer state stay float32).
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# The named choices live in `keras_dcgan.options` (dependency-free); re-exported for callers.
+from keras_dcgan.options import (  # noqa: F401
+    G_ACTIVATIONS,
+    PRECISIONS,
+    SMALL_IMAGE_POLICIES,
+    STRATEGIES,
+    Z_PRIORS,
+)
+
 MIN_IMAGE_SIZE = 16
+# ModelConfig's training recipe (saved by `DCGAN.get_config`, not part of G's and D's shapes).
+# Older run folders hold them in their "train" section; `Config.from_dict` moves them.
+RECIPE_FIELDS = ("augment", "r1_gamma")
 MAX_IMAGE_SIZE = 1024
 
 
@@ -49,6 +57,11 @@ class ModelConfig:
         init_stddev: standard deviation of the N(0, s) weight initialisation (0.02).
         bn_momentum: BatchNorm moving-average momentum (Keras convention: 0.9 keeps 90%).
         bn_epsilon: BatchNorm epsilon.
+        augment: DiffAugment of D's inputs for small datasets, "" or "none" (the paper) or a
+            comma-separated list of "translation", "cutout" (see `keras_dcgan.augment`). Part of
+            the model's training recipe: `DCGAN.get_config` saves it.
+        r1_gamma: weight of the R1 gradient penalty on D at real images (0: off, the paper;
+            see `keras_dcgan.losses.r1_penalty`). Saved by `DCGAN.get_config` too.
     """
 
     image_size: int = 64
@@ -66,31 +79,38 @@ class ModelConfig:
     init_stddev: float = 0.02
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
+    augment: str = ""
+    r1_gamma: float = 0.0
 
     def __post_init__(self) -> None:
         size = self.image_size
-        if not isinstance(size, int) or size < 1 or size & (size - 1):
+        if not validation.is_int(size) or size < 1 or size & (size - 1):
             raise UserError(f"image_size must be a power of two; got {size!r}.")
         if not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
             raise UserError(
                 f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}; got {size}."
             )
-        if self.channels not in (1, 3):
-            raise UserError(f"channels must be 1 or 3; got {self.channels!r}.")
-        if self.z_prior not in Z_PRIORS:
-            raise UserError(f"z_prior must be one of {Z_PRIORS}; got {self.z_prior!r}.")
-        if self.g_activation not in G_ACTIVATIONS:
-            raise UserError(
-                f"g_activation must be one of {G_ACTIVATIONS}; got {self.g_activation!r}."
-            )
+        _set(self, "channels", options.check_channels(self.channels))
+        options.check_z_prior(self.z_prior)
+        validation.one_of(self.g_activation, G_ACTIVATIONS, "g_activation")
         for name in ("z_dim", "base_width", "kernel_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UserError(f"{name} must be a positive integer; got {value!r}.")
-        if self.max_width is not None and self.max_width < 1:
-            raise UserError(f"max_width must be a positive integer; got {self.max_width!r}.")
-        if not self.init_stddev > 0:
-            raise UserError(f"init_stddev must be positive; got {self.init_stddev!r}.")
+            _set(self, name, validation.positive_int(getattr(self, name), name))
+        _set(self, "max_width", validation.positive_int(self.max_width, "max_width", optional=True))
+        for name in ("batch_norm", "synchronized_batch_norm", "fused_batch_norm"):
+            validation.boolean(getattr(self, name), name)
+        _set(self, "init_stddev", validation.number(self.init_stddev, "init_stddev", positive=True))
+        _set(self, "augment", self.augment or "")
+        options.parse_augment(self.augment)
+        _set(self, "r1_gamma", options.check_r1_gamma(self.r1_gamma))
+
+    def architecture(self) -> dict[str, Any]:
+        """The fields that shape G's and D's variables (all but the training recipe,
+        `RECIPE_FIELDS`): a run folder continues only with the same architecture."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in RECIPE_FIELDS
+        }
 
     @property
     def num_scales(self) -> int:
@@ -113,20 +133,14 @@ class ModelConfig:
         return tuple(self._width(i) for i in range(self.num_scales))
 
 
-def check_r1_gamma(gamma) -> float:
-    """`gamma` as a float, or a ValueError if it is not a finite number >= 0."""
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)):
-        raise UserError(f"r1_gamma must be a number >= 0; got {gamma!r}.")
-    if not math.isfinite(gamma) or gamma < 0:
-        raise UserError(f"r1_gamma must be a finite number >= 0; got {gamma!r}.")
-    return float(gamma)
+# Re-exported: older code imports these checks from here.
+check_r1_gamma = options.check_r1_gamma
+check_precision = options.check_precision
 
 
-def check_precision(precision) -> str:
-    """`precision` if it names one of `PRECISIONS`, else a ValueError."""
-    if precision not in PRECISIONS:
-        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}.")
-    return precision
+def _set(instance, name: str, value) -> None:
+    """Stores a validated (canonical) value on a frozen dataclass instance."""
+    object.__setattr__(instance, name, value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,10 +169,6 @@ class TrainConfig:
         eval_every_epochs: how often (in epochs) the eval_metrics are computed.
         inception_weights: InceptionV3 weights of FID/KID/IS: "imagenet" (the Keras cache), a
             .h5 path, or "random" (smoke tests only).
-        augment: DiffAugment of D's inputs for small datasets, "" or "none" (the paper) or a
-            comma-separated list of "translation", "cutout" (see `keras_dcgan.augment`).
-        r1_gamma: weight of the R1 gradient penalty on D at real images (0: off, the paper;
-            see `keras_dcgan.losses.r1_penalty`).
         precision: Keras dtype policy of G and D: "float32", "mixed_float16" (GPUs with float16
             tensor cores: T4, V100; each network's loss gets its own dynamic loss scale) or
             "mixed_bfloat16" (A100, L4, H100, TPUs, CPUs with AVX512_BF16). Weights, optimizer
@@ -186,54 +196,31 @@ class TrainConfig:
     eval_metrics: tuple[str, ...] = ()
     eval_every_epochs: int = 1
     inception_weights: str = "imagenet"
-    augment: str = ""
-    r1_gamma: float = 0.0
     precision: str = "float32"
     loss_scale_growth_steps: int = 2000
     jit_compile: bool = False
 
     def __post_init__(self) -> None:
-        check_precision(self.precision)
-        if not isinstance(self.jit_compile, bool):
-            raise UserError(f"jit_compile must be true or false; got {self.jit_compile!r}.")
+        options.check_precision(self.precision)
+        validation.boolean(self.jit_compile, "jit_compile")
+        validation.boolean(self.deterministic, "deterministic")
         if self.jit_compile and self.deterministic:
             raise UserError(
                 "jit_compile and deterministic exclude each other: Keras turns XLA off under TF's "
                 "op determinism; choose one."
             )
-        if self.augment != "":
-            from keras_dcgan.augment import parse_policy
-
-            parse_policy(self.augment)
-        object.__setattr__(self, "r1_gamma", check_r1_gamma(self.r1_gamma))
-        if isinstance(self.eval_metrics, str):
-            raise UserError(f"eval_metrics must be a list of names; got {self.eval_metrics!r}.")
-        object.__setattr__(self, "eval_metrics", tuple(self.eval_metrics))
-        if self.eval_metrics:
-            from keras_dcgan.evaluation.metrics import parse_metric
-
-            for name in self.eval_metrics:
-                parse_metric(name)
-        for name in ("checkpoint_every_steps", "max_divergence_retries"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise UserError(f"{name} must be a non-negative integer; got {value!r}.")
+        _set(self, "eval_metrics", options.parse_metrics(self.eval_metrics))
+        for name in ("checkpoint_every_steps", "max_divergence_retries", "seed"):
+            _set(self, name, validation.non_negative_int(getattr(self, name), name))
         for name in ("batch_size", "epochs", "steps_per_execution", "num_preview",
                      "checkpoints_to_keep", "eval_every_epochs",
                      "loss_scale_growth_steps"):  # fmt: skip
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise UserError(f"{name} must be a positive integer; got {value!r}.")
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
-            raise UserError(f"steps must be a positive integer; got {self.steps!r}.")
-        if not self.learning_rate > 0:
-            raise UserError(f"learning_rate must be positive; got {self.learning_rate!r}.")
+            _set(self, name, validation.positive_int(getattr(self, name), name))
+        _set(self, "steps", validation.positive_int(self.steps, "steps", optional=True))
+        _set(self, "learning_rate",
+             validation.number(self.learning_rate, "learning_rate", positive=True))  # fmt: skip
         for name in ("beta_1", "beta_2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise UserError(f"{name} must be in [0, 1); got {getattr(self, name)!r}.")
-
-
-SMALL_IMAGE_POLICIES = ("upscale", "skip")
+            _set(self, name, validation.unit_interval(getattr(self, name), name))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,22 +251,14 @@ class DataConfig:
     max_image_pixels: int | None = 40_000_000  # = keras_dcgan.data.decode.DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.holdout_fraction < 1.0:
-            raise UserError(f"holdout_fraction must be in [0, 1); got {self.holdout_fraction!r}.")
-        if self.small_images not in SMALL_IMAGE_POLICIES:
-            raise UserError(
-                f"small_images must be one of {SMALL_IMAGE_POLICIES}; got {self.small_images!r}."
-            )
-        if not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 1:
-            raise UserError(
-                f"shuffle_buffer must be a positive integer; got {self.shuffle_buffer!r}."
-            )
+        _set(self, "holdout_fraction",
+             validation.unit_interval(self.holdout_fraction, "holdout_fraction"))  # fmt: skip
+        options.check_small_images(self.small_images)
+        _set(self, "shuffle_buffer", validation.positive_int(self.shuffle_buffer, "shuffle_buffer"))
         if not isinstance(self.split, str) or not self.split:
             raise UserError(f"split must be a non-empty string; got {self.split!r}.")
-        pixels = self.max_image_pixels
-        if pixels is not None and (isinstance(pixels, bool) or not isinstance(pixels, int)
-                                   or pixels < 1):  # fmt: skip
-            raise UserError(f"max_image_pixels must be a positive integer or None; got {pixels!r}.")
+        _set(self, "max_image_pixels", validation.positive_int(
+            self.max_image_pixels, "max_image_pixels", optional=True))  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,11 +306,15 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Config:
+        model, train = dict(d["model"]), dict(d["train"])
+        for name in RECIPE_FIELDS:  # run folders written when these were training settings
+            if name in train:
+                model.setdefault(name, train.pop(name))
         return cls(
             preset=d["preset"],
             dataset=d["dataset"],
-            model=ModelConfig(**d["model"]),
-            train=TrainConfig(**d["train"]),
+            model=ModelConfig(**model),
+            train=TrainConfig(**train),
             data=DataConfig(**d.get("data", {})),  # run folders written before DataConfig
         )
 
@@ -373,8 +356,15 @@ def _digits32() -> Config:
     return Config(
         "digits32",
         "digits",
-        ModelConfig(image_size=32, channels=1, base_width=32, kernel_size=5),
-        TrainConfig(batch_size=64, epochs=100, augment="translation,cutout", r1_gamma=0.1),
+        ModelConfig(
+            image_size=32,
+            channels=1,
+            base_width=32,
+            kernel_size=5,
+            augment="translation,cutout",
+            r1_gamma=0.1,
+        ),  # fmt: skip
+        TrainConfig(batch_size=64, epochs=100),
     )
 
 

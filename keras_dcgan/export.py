@@ -34,8 +34,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_dcgan import latent
+from keras_dcgan import latent, validation
 from keras_dcgan.errors import UserError
+from keras_dcgan.options import check_z_prior
 from keras_dcgan.paths import check_writable_folder, ensure_folder, write_failure
 
 DEFAULT_MODEL_NAME = "dcgan"
@@ -167,8 +168,7 @@ def export_generator(
     existing = versions(export_base)
     if version is None:
         version = existing[-1] + 1 if existing else 1
-    if not isinstance(version, int) or version < 1:
-        raise UserError(f"version must be a positive integer; got {version!r}.")
+    version = validation.positive_int(version, "version")
     return write_saved_model(
         generator, os.path.join(export_base, str(version)), z_prior=z_prior,
         max_batch=max_batch, model_name=model_name, warmup=warmup,
@@ -193,10 +193,8 @@ def write_saved_model(
         from keras_dcgan.models.dcgan import generator_z_dim
 
         z_dim = generator_z_dim(generator)
-    if z_prior not in latent.PRIORS:
-        raise UserError(f"Unknown z_prior {z_prior!r}; use one of {latent.PRIORS}.")
-    if not isinstance(max_batch, int) or max_batch < 1:
-        raise UserError(f"max_batch must be a positive integer; got {max_batch!r}.")
+    check_z_prior(z_prior)
+    max_batch = validation.positive_int(max_batch, "max_batch")
     path = os.fspath(path)
     if os.path.exists(path):
         raise UserError(f"{path} already exists; export a new version instead.")

@@ -9,14 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_dcgan.errors import UserError
-
-PRIORS = ("uniform", "normal")
-
-
-def _check_prior(prior: str) -> None:
-    if prior not in PRIORS:
-        raise UserError(f"Unknown latent prior {prior!r}; use one of {PRIORS}.")
+from keras_dcgan.options import Z_PRIORS as PRIORS  # noqa: F401 (public name)
+from keras_dcgan.options import check_z_prior as _check_prior
 
 
 def stateless_prior(shape, seed, prior: str = "uniform") -> tf.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_dcgan import DCGAN, augment, get_config, losses
-from keras_dcgan.config import TrainConfig
+from keras_dcgan.config import ModelConfig
 from tests.helpers import batches, random_images, tiny_config
 
 
@@ -94,13 +94,13 @@ def test_bad_policies_are_refused_with_the_choices(policy, message):
     with pytest.raises(ValueError, match=message):
         augment.parse_policy(policy)
     with pytest.raises(ValueError, match=message):
-        TrainConfig(augment=policy)
+        ModelConfig(augment=policy)
 
 
 def test_only_the_digits_default_augments_the_paper_presets_do_not():
-    assert get_config("digits32").train.augment == "translation,cutout"
+    assert get_config("digits32").model.augment == "translation,cutout"
     for preset in ("paper64", "paper32", "half64", "tiny"):
-        assert get_config(preset).train.augment == ""
+        assert get_config(preset).model.augment == ""
 
 
 def _gan(augment_policy, seed=0):

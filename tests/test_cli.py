@@ -21,8 +21,8 @@ def test_train_then_sample(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Trained 2 steps" in out.stdout
     with open(os.path.join(model_dir, "config.json")) as f:
-        train_config = json.load(f)["train"]
-    assert train_config["augment"] == "translation,cutout" and train_config["r1_gamma"] == 0.5
+        model_config = json.load(f)["model"]
+    assert model_config["augment"] == "translation,cutout" and model_config["r1_gamma"] == 0.5
     png = str(tmp_path / "grid.png")
     out = dcgan("sample", f"--model_dir={model_dir}", "--seeds=1,2,3", f"--output={png}")
     assert out.returncode == 0, out.stderr[-2000:]

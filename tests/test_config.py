@@ -1,8 +1,11 @@
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
-from keras_dcgan.config import PRESETS, Config, ModelConfig, TrainConfig, get_config
+from keras_dcgan.config import PRESETS, Config, DataConfig, ModelConfig, TrainConfig, get_config
+from tests.helpers import REPO, dcgan_env
 
 
 def test_paper_presets_have_the_papers_widths():
@@ -87,3 +90,91 @@ def test_json_round_trip(preset):
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         TrainConfig().batch_size = 3
+
+
+# -- A TF-free base ------------------------------------------------------------------------------
+
+_EVERY_OPTION = dict(
+    image_size=128, channels=1, z_dim=64, z_prior="normal", base_width=16, max_width=256,
+    kernel_size=4, batch_norm=False, synchronized_batch_norm=True, fused_batch_norm=False,
+    g_activation="elu", d_leaky_slope=0.1, init_stddev=0.01, bn_momentum=0.8, bn_epsilon=1e-3,
+    augment="translation,cutout", r1_gamma=0.5,
+    batch_size=32, learning_rate=1e-4, beta_1=0.9, beta_2=0.99, epochs=2, steps=10, seed=3,
+    steps_per_execution=2, num_preview=4, checkpoints_to_keep=1, checkpoint_every_steps=5,
+    deterministic=True, max_divergence_retries=1, eval_metrics=("fid5k", "kid500", "is1k",
+    "digits"), eval_every_epochs=2, inception_weights="random", precision="mixed_bfloat16",
+    loss_scale_growth_steps=10, jit_compile=False,
+    data_dir="/tmp/tfds", split="test", holdout_fraction=0.1, keep_list="/tmp/keep.txt",
+    cache="memory", small_images="skip", shuffle_buffer=100, max_image_pixels=1000,
+)  # fmt: skip
+
+
+def test_every_option_is_a_field_of_some_section():
+    fields = set()
+    for section in (ModelConfig, TrainConfig, DataConfig):
+        fields |= {f.name for f in dataclasses.fields(section)}
+    assert set(_EVERY_OPTION) == fields
+    config = get_config("tiny", **_EVERY_OPTION)
+    assert Config.from_json(config.to_json()) == config
+
+
+def test_config_loads_and_validates_without_tensorflow_or_keras():
+    # The package's promise (keras_dcgan/__init__.py): config, its options and its validation
+    # import no TensorFlow and no Keras, whatever options a config names.
+    code = (
+        "import sys\n"
+        "from keras_dcgan import config\n"
+        f"options = {_EVERY_OPTION!r}\n"
+        "for name in config.PRESETS: config.get_config(name)\n"
+        "config.get_config('tiny', **options)\n"
+        "for bad in ({'augment': 'color'}, {'eval_metrics': ['fid2x']}, {'z_prior': 'cauchy'},"
+        " {'small_images': 'crop'}, {'precision': 'fp8'}):\n"
+        "    try:\n"
+        "        config.get_config('tiny', **bad)\n"
+        "    except ValueError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        raise SystemExit(f'{bad} was accepted')\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env=dcgan_env(), timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+def test_run_folders_written_before_augment_and_r1_moved_to_the_model_still_load():
+    old = get_config("digits32").to_dict()
+    old["train"].update(augment=old["model"].pop("augment"), r1_gamma=old["model"].pop("r1_gamma"))
+    config = Config.from_dict(old)
+    assert config == get_config("digits32")
+    assert (config.model.augment, config.model.r1_gamma) == ("translation,cutout", 0.1)
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("batch_size", True, "batch_size must be a positive integer; got True"),
+        ("batch_size", 2.0, "batch_size must be a positive integer; got 2.0"),
+        ("seed", -1, "seed must be a non-negative integer; got -1"),
+        ("steps", 0, "steps must be a positive integer or None; got 0"),
+        ("max_width", 0, "max_width must be a positive integer or None; got 0"),
+        ("max_image_pixels", False, "max_image_pixels must be a positive integer or None"),
+        ("learning_rate", float("inf"), "learning_rate must be a positive number; got inf"),
+        ("beta_1", "0.5", r"beta_1 must be in \[0, 1\); got '0.5'"),
+        ("batch_norm", "yes", "batch_norm must be true or false; got 'yes'"),
+        ("eval_metrics", "fid5k", "eval_metrics must be a list of names"),
+        ("z_prior", "cauchy", "Unknown latent prior 'cauchy'; z_prior must be one of"),
+    ],
+)
+def test_one_rule_one_message(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        get_config("tiny", **{field: value})
+
+
+def test_integers_are_stored_as_python_ints():
+    import numpy as np
+
+    config = get_config("tiny", batch_size=np.int64(16), z_dim=np.int32(8))
+    assert type(config.train.batch_size) is int and type(config.model.z_dim) is int
+    assert Config.from_json(config.to_json()) == config

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_dcgan import DCGAN, augment, get_config, losses
-from keras_dcgan.config import TrainConfig, check_r1_gamma
+from keras_dcgan.config import ModelConfig, check_r1_gamma
 from tests.helpers import batches, random_images, tiny_config
 
 
@@ -21,7 +21,7 @@ def test_penalty_is_half_gamma_times_the_squared_gradient_norm_per_example():
 def test_bad_gammas_are_refused_everywhere(bad):
     for make in (
         lambda: check_r1_gamma(bad),
-        lambda: TrainConfig(r1_gamma=bad),
+        lambda: ModelConfig(r1_gamma=bad),
         lambda: DCGAN.from_model_config(tiny_config().model, r1_gamma=bad),
     ):
         with pytest.raises(ValueError, match="r1_gamma must be"):
@@ -29,10 +29,10 @@ def test_bad_gammas_are_refused_everywhere(bad):
 
 
 def test_only_the_digits_default_penalises_the_paper_presets_do_not():
-    assert get_config("digits32").train.r1_gamma == 0.1
+    assert get_config("digits32").model.r1_gamma == 0.1
     for preset in ("paper64", "paper32", "half64", "tiny"):
-        assert get_config(preset).train.r1_gamma == 0.0
-    assert get_config("tiny", r1_gamma=1).train.r1_gamma == 1.0
+        assert get_config(preset).model.r1_gamma == 0.0
+    assert get_config("tiny", r1_gamma=1).model.r1_gamma == 1.0
 
 
 def _gan(r1_gamma, augment=""):

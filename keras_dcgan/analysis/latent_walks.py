@@ -43,6 +43,7 @@ from typing import NamedTuple
 import numpy as np
 
 from keras_dcgan.errors import UserError
+from keras_dcgan.options import check_z_prior
 
 METHODS = ("linear", "spherical")
 
@@ -192,14 +193,12 @@ def walk(z_points, steps: int = 10, method: str = "linear") -> np.ndarray:
 def resolve_model(model, prior: str | None = None):
     """(generator, z_dim, prior) of a DCGAN or a bare Generator; `prior` overrides the model's
     (a bare Generator does not know its prior: "uniform", the paper's, unless given)."""
-    from keras_dcgan import latent
 
     generator = model.generator if hasattr(model, "generator") else model
     if not hasattr(generator, "z_dim"):
         raise UserError(f"{type(model).__name__} is neither a DCGAN nor a Generator (no z_dim).")
     prior = prior or getattr(model, "z_prior", None) or "uniform"
-    if prior not in latent.PRIORS:
-        raise UserError(f"Unknown latent prior {prior!r}; use one of {latent.PRIORS}.")
+    check_z_prior(prior)
     return generator, int(generator.z_dim), prior
 
 

@@ -31,8 +31,7 @@ from collections import Counter
 import numpy as np
 from PIL import Image, ImageOps
 
-from keras_dcgan.config import SMALL_IMAGE_POLICIES
-from keras_dcgan.errors import UserError
+from keras_dcgan.options import check_channels, check_small_images
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +70,8 @@ def decode_image(
     (`FORMATS`), an image above `max_pixels` pixels (None: no budget but Pillow's own bomb
     limit), or (with `small_images="skip"`) an image whose short side is below `image_size`;
     "upscale" resizes such images up (bicubic) instead."""
-    if channels not in (1, 3):
-        raise UserError(f"channels must be 1 or 3; got {channels!r}.")
-    if small_images not in SMALL_IMAGE_POLICIES:
-        raise UserError(
-            f"small_images must be one of {SMALL_IMAGE_POLICIES}; got {small_images!r}."
-        )
+    check_channels(channels)
+    check_small_images(small_images)
     if isinstance(data, (bytes, bytearray, memoryview)):
         if not data:
             raise SkippedImage(EMPTY)

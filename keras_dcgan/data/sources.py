@@ -30,7 +30,6 @@ import tensorflow as tf
 
 from keras_dcgan.data.decode import (
     DEFAULT_MAX_PIXELS,
-    SMALL_IMAGE_POLICIES,
     TOO_SMALL,
     UNREADABLE,
     SkipLog,
@@ -40,6 +39,7 @@ from keras_dcgan.data.decode import (
 )
 from keras_dcgan.errors import UserError
 from keras_dcgan.images import to_uint8
+from keras_dcgan.options import SMALL_IMAGE_POLICIES
 
 log = logging.getLogger(__name__)
 

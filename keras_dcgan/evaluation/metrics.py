@@ -15,31 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 
 import numpy as np
 
 from keras_dcgan.errors import UserError
 from keras_dcgan.evaluation import stats as stats_lib
-
-KINDS = ("fid", "kid", "is", "digits")
-
-
-def parse_metric(name: str) -> tuple[str, int]:
-    """ "fid10k" -> ("fid", 10000); "kid500" -> ("kid", 500); "digits" -> ("digits", 1000)."""
-    if name.strip().lower() == "digits":
-        return "digits", 1000
-    match = re.fullmatch(r"(fid|kid|is)(\d+)(k?)", name.strip().lower())
-    if not match:
-        raise UserError(
-            f"Unknown metric {name!r}: use fid, kid or is followed by the sample count, e.g. "
-            "fid10k, kid5k, is50k, fid500 (or digits, the offline digits score)."
-        )
-    count = int(match.group(2)) * (1000 if match.group(3) else 1)
-    if count < 2:
-        raise UserError(f"Metric {name!r} needs at least 2 samples.")
-    return match.group(1), count
+from keras_dcgan.options import METRIC_KINDS as KINDS  # noqa: F401 (public names)
+from keras_dcgan.options import parse_metric
 
 
 def generated_features(gan, count: int, network, batch_size: int = 250):

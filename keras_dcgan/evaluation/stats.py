@@ -40,6 +40,7 @@ import numpy as np
 from scipy import linalg
 from scipy.special import rel_entr
 
+from keras_dcgan import validation
 from keras_dcgan.errors import UserError
 
 __all__ = [
@@ -90,8 +91,7 @@ class FeatureStats:
     """
 
     def __init__(self, dim: int | None = None):
-        if dim is not None and (int(dim) != dim or dim < 1):
-            raise UserError(f"dim must be a positive integer or None, got {dim!r}")
+        dim = validation.positive_int(dim, "dim", optional=True)
         self._dim: int | None = None
         self._count = 0
         self._mean: np.ndarray | None = None
@@ -322,12 +322,9 @@ def kernel_inception_distance(
     b = _as_features(features_b, "features_b")
     if a.shape[1] != b.shape[1]:
         raise UserError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
-    if int(num_subsets) != num_subsets or num_subsets < 1:
-        raise UserError(f"num_subsets must be a positive integer, got {num_subsets!r}")
-    if int(subset_size) != subset_size or subset_size < 2:
-        raise UserError(f"subset_size must be an integer >= 2, got {subset_size!r}")
-    if int(degree) != degree or degree < 1:
-        raise UserError(f"degree must be a positive integer, got {degree!r}")
+    num_subsets = validation.positive_int(num_subsets, "num_subsets")
+    subset_size = validation.integer(subset_size, "subset_size", minimum=2)
+    degree = validation.positive_int(degree, "degree")
     m = min(int(subset_size), a.shape[0], b.shape[0])
     if m < 2:
         raise UserError(
@@ -356,8 +353,7 @@ def inception_score(
     """
     p = _as_features(probabilities, "probabilities")
     n = p.shape[0]
-    if int(splits) != splits or splits < 1:
-        raise UserError(f"splits must be a positive integer, got {splits!r}")
+    splits = validation.positive_int(splits, "splits")
     splits = int(splits)
     if n < splits:
         raise UserError(f"need at least {splits} predictions for {splits} splits, got {n}")

@@ -11,14 +11,14 @@ import tensorflow as tf
 from keras.src.trainers.compile_utils import MetricsList
 
 from keras_dcgan import augment as augment_lib
-from keras_dcgan import latent, losses
-from keras_dcgan.config import check_precision, check_r1_gamma
+from keras_dcgan import latent, losses, options
 from keras_dcgan.data.preprocessing import check_dataset, check_images_spec, image_part
 from keras_dcgan.errors import UserError
 from keras_dcgan.models.discriminator import Discriminator
 from keras_dcgan.models.generator import Generator
 
 log = logging.getLogger(__name__)
+_FROM_CONFIG = object()  # an argument left out: the ModelConfig's value
 
 
 def default_optimizer(
@@ -316,15 +316,14 @@ class DCGAN(keras.Model):
         self._z_dim = generator_z_dim(generator)
         self._image_shape = generator_image_shape(generator, self._z_dim)
         check_discriminator(discriminator, self._image_shape)
-        if z_prior not in latent.PRIORS:
-            raise UserError(f"Unknown z_prior {z_prior!r}; use one of {latent.PRIORS}.")
+        options.check_z_prior(z_prior)
         self.generator = generator
         self.discriminator = discriminator
         self.z_prior = z_prior
         self.seed = seed
         self.augment = augment or ""
-        self._augment_policy = augment_lib.parse_policy(self.augment)
-        self.r1_gamma = check_r1_gamma(r1_gamma)
+        self._augment_policy = options.parse_augment(self.augment)
+        self.r1_gamma = options.check_r1_gamma(r1_gamma)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -339,21 +338,24 @@ class DCGAN(keras.Model):
 
     @classmethod
     def from_model_config(
-        cls, mc, seed=None, augment: str = "", r1_gamma: float = 0.0, precision: str | None = None
-    ) -> DCGAN:
-        """Builds the DCGAN that a `keras_dcgan.config.ModelConfig` describes.
+        cls, mc, seed=None, augment=_FROM_CONFIG, r1_gamma=_FROM_CONFIG,
+        precision: str | None = None,
+    ) -> DCGAN:  # fmt: skip
+        """Builds the (uncompiled) DCGAN that a `keras_dcgan.config.ModelConfig` describes: the
+        architecture and its training recipe (z_prior, augment, r1_gamma).
 
-        `precision`: the dtype policy of G and D (see `keras_dcgan.config.PRECISIONS`); None:
-        the global Keras policy.
+        `augment`, `r1_gamma`: replace the config's when given. `precision`: the dtype policy of
+        G and D (see `keras_dcgan.options.PRECISIONS`); None: the global Keras policy. For the
+        whole model of a run (seed, precision, optimizers), use `DCGAN.from_config(config)`.
         """
-        dtype = None if precision is None else check_precision(precision)
+        dtype = None if precision is None else options.check_precision(precision)
         return cls(
             Generator.from_model_config(mc, name="generator", dtype=dtype),
             Discriminator.from_model_config(mc, name="discriminator", dtype=dtype),
             z_prior=mc.z_prior,
             seed=seed,
-            augment=augment,
-            r1_gamma=r1_gamma,
+            augment=mc.augment if augment is _FROM_CONFIG else augment,
+            r1_gamma=mc.r1_gamma if r1_gamma is _FROM_CONFIG else r1_gamma,
             dtype=dtype,
         )
 
@@ -376,10 +378,7 @@ class DCGAN(keras.Model):
         if tf.distribute.get_strategy().num_replicas_in_sync > 1 and steps_per_execution > 1:
             log.warning("steps_per_execution > 1 fails with several replicas; using 1.")
             steps_per_execution = 1
-        gan = cls.from_model_config(
-            config.model, seed=tc.seed, augment=tc.augment, r1_gamma=tc.r1_gamma,
-            precision=tc.precision,
-        )  # fmt: skip
+        gan = cls.from_model_config(config.model, seed=tc.seed, precision=tc.precision)
         gan.compile(
             g_optimizer=_run_optimizer(tc, "g_optimizer"),
             d_optimizer=_run_optimizer(tc, "d_optimizer"),

@@ -7,8 +7,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from keras_dcgan.config import STRATEGIES
 from keras_dcgan.errors import UserError
+from keras_dcgan.options import STRATEGIES
 
 
 def get_strategy(name: str = "auto", devices: list[str] | None = None) -> tf.distribute.Strategy:

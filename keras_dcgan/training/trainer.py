@@ -57,12 +57,9 @@ def _check_resume(config: Config, model_dir: str) -> tuple[Config | None, bool]:
         return None, False
     saved = checkpoints.read_config(model_dir)
     problem = None
-    if saved.model != config.model:
-        changed = [
-            f.name
-            for f in dataclasses.fields(saved.model)
-            if getattr(saved.model, f.name) != getattr(config.model, f.name)
-        ]
+    old, new = saved.model.architecture(), config.model.architecture()
+    if old != new:
+        changed = [name for name in old if old[name] != new[name]]
         problem = (
             f"{model_dir} holds a different model (differs in {', '.join(changed)}); continue "
             "it with the same preset and model settings, or choose a new --model_dir."
@@ -74,10 +71,10 @@ def _check_resume(config: Config, model_dir: str) -> tuple[Config | None, bool]:
             f"loss scaling on (mixed_float16) or off (float32, mixed_bfloat16) as it was, or "
             "choose a new --model_dir."
         )
-    elif (saved.train.r1_gamma > 0) != (config.train.r1_gamma > 0):
+    elif (saved.model.r1_gamma > 0) != (config.model.r1_gamma > 0):
         # The penalty adds a logged metric and changes the metric sums in the checkpoints.
         problem = (
-            f"{model_dir} was trained with r1_gamma={saved.train.r1_gamma:g}; continue it with "
+            f"{model_dir} was trained with r1_gamma={saved.model.r1_gamma:g}; continue it with "
             "the R1 penalty on (r1_gamma > 0) or off (0) as it was, or choose a new --model_dir."
         )
     if problem is None:
