@@ -6,6 +6,8 @@ load without TensorFlow.
 
 import importlib
 
+from keras_dcgan import logs as _logs  # noqa: F401 (the package's message handler)
+
 __version__ = "0.1.0"
 
 _EXPORTS = {

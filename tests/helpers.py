@@ -77,3 +77,26 @@ def write_run_folder(model_dir, gan, config):
     write_config(config, model_dir)
     RunCheckpointer(gan, model_dir).save(0, 0)
     return model_dir
+
+
+def run_serialization_test(model, tmp_path=None):
+    """keras-hub's `run_serialization_test` in one call: `from_config(get_config())` gives the
+    same config; with `tmp_path`, a `.keras` save and load gives the same class, config and
+    variable values. Returns the reloaded model (the config clone without `tmp_path`)."""
+    import keras
+
+    config = model.get_config()
+    clone = type(model).from_config(config)
+    assert clone.get_config() == config
+    if tmp_path is None:
+        return clone
+    path = os.path.join(str(tmp_path), f"{model.name}_round_trip.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_config() == config
+    saved, restored = variable_values(model), variable_values(loaded)
+    assert len(saved) == len(restored)
+    for a, b in zip(saved, restored, strict=True):
+        np.testing.assert_array_equal(a, b)
+    return loaded

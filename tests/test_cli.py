@@ -7,9 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
-from tests.helpers import dcgan
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import REPO, dcgan, dcgan_env
 
 
 def test_train_then_sample(tmp_path):
@@ -39,12 +37,11 @@ def test_export_serve_and_sample_from_the_server(tmp_path):
     out = dcgan("export", f"--model_dir={model_dir}", f"--export_base={base}")
     assert out.returncode == 0, out.stderr[-2000:]
     assert os.path.isfile(os.path.join(base, "1", "saved_model.pb"))
-    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
     server = subprocess.Popen(
         [sys.executable, "-m", "keras_dcgan.cli.main", "serve", f"--model_base_path={base}",
          "--port=0", "--rest_api_port=-1"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path),
+        env=dcgan_env(),
     )  # fmt: skip
     try:
         line = server.stdout.readline()

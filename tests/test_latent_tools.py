@@ -13,9 +13,8 @@ from PIL import Image
 from keras_dcgan import images, latent
 from keras_dcgan.analysis import arithmetic as ar
 from keras_dcgan.analysis import latent_walks as lw
-from tests.helpers import tiny_config, tiny_gan, write_run_folder
+from tests.helpers import dcgan_env, tiny_config, tiny_gan, write_run_folder
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 Z_DIM = 16  # the tiny preset's
 # A larger init than the paper's 0.02, so that a random tiny G's images depend visibly on z.
 INIT = {"init_stddev": 0.3}
@@ -289,13 +288,12 @@ def start_dcgan(command, *args) -> subprocess.Popen:
             f"import sys; from absl import app; import keras_dcgan.cli.{command} as m; "
             f"app.run(m.main, argv=['dcgan {command}', '--verbosity=-1', *sys.argv[1:]])",
         ]
-    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, *argv, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path),
+        env=dcgan_env(),
     )
 
 

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from keras_dcgan import options
 from keras_dcgan.data import open_source
 from keras_dcgan.evaluation import inception, metrics
 from keras_dcgan.evaluation.digits import default_scorer
@@ -120,3 +121,15 @@ def test_fid_and_kid_rank_a_real_like_generator_above_an_untrained_one(tmp_path)
     bad = metrics.evaluate(tiny_gan(), ["fid500", "kid500"], source, features, cache_dir=cache)
     assert good["fid500"] * 5 < bad["fid500"]
     assert abs(good["kid500"]) < bad["kid500"] / 5
+
+
+def test_every_metric_name_a_config_accepts_is_registered_once_with_its_needs():
+    assert tuple(metrics.REGISTRY) == options.METRIC_KINDS
+    assert metrics.needs(["digits"]) == (False, False)
+    assert metrics.needs(["is1k"]) == (False, True)
+    assert metrics.needs(["digits", "kid5k"]) == (True, True)
+    assert metrics.metric_inputs(["digits"], "digits") == (None, None)
+    with pytest.raises(ValueError, match="Unknown metric 'fid2x'"):
+        metrics.needs(["fid2x"])
+    with pytest.raises(ValueError, match="not in keras_dcgan.options.METRIC_KINDS"):
+        metrics.register_metric("lpips", needs_real=True, needs_network=True)(lambda *a: {})

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import dcgan_env
 
 WORKER = """
 import sys
@@ -40,7 +40,7 @@ def _free_ports(n):
 
 
 def _run(args, tf_config=None):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    env = dcgan_env()
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)

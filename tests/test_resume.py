@@ -16,17 +16,13 @@ import tensorflow as tf
 from keras_dcgan.data import synthetic
 from keras_dcgan.training import TrainingDiverged, load_trained, train
 from keras_dcgan.training.checkpoints import checkpoint_files
-from tests.helpers import batches, random_images, tiny_config, write_messy_folder
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import batches, dcgan_env, random_images, tiny_config, write_messy_folder
 
 
 def _dcgan(*args):
-    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
     return subprocess.Popen(
         [sys.executable, "-m", "keras_dcgan.cli.main", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dcgan_env(),
     )  # fmt: skip
 
 

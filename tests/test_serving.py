@@ -21,9 +21,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from keras_dcgan import images as image_utils
 from keras_dcgan.export import WARMUP_FILE, export_generator, versions
 from keras_dcgan.serving import GeneratorClient, LocalModelServer
-from tests.helpers import batches, random_images, tiny_gan
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import REPO, batches, dcgan_env, random_images, tiny_gan
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +86,7 @@ def test_exported_model_in_a_fresh_process_matches_the_generator(export_base, ga
         "r = m.signatures['from_seeds'](seeds=tf.constant([5, 0, 123456789], tf.int64)); "
         f"np.save({out!r}, r['images'].numpy())"
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, env=dcgan_env(), timeout=120)
     np.testing.assert_array_equal(np.load(out), _expected(gan, [5, 0, 123456789]))
 
 
@@ -313,11 +310,10 @@ def test_serving_assets_parse_and_the_client_script_runs(server, gan, tmp_path):
     for script in ("launch.sh", "rest_example.sh"):
         subprocess.run(["bash", "-n", os.path.join(REPO, "serving", script)], check=True)
     out = str(tmp_path / "walk.png")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     run = subprocess.run(
         [sys.executable, os.path.join(REPO, "serving", "client.py"),
          f"--server=127.0.0.1:{server.grpc_port}", "--walk=5,9", "--steps=4", f"--output={out}"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True, text=True, env=dcgan_env(), timeout=120,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Wrote 4 images from dcgan version 1" in run.stdout
@@ -347,12 +343,11 @@ def test_a_port_in_use_is_an_error_for_grpc_and_rest(server, export_base):
     assert second._grpc is None  # the gRPC half it had started is stopped again
     again = LocalModelServer(export_base, grpc_port=grpc_port, rest_port=None).start()
     again.stop()  # the port is free again
-    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
     out = subprocess.run(
         [sys.executable, "-m", "keras_dcgan.cli.main", "serve", f"--model_base_path={export_base}",
          f"--port={server.grpc_port}", "--rest_api_port=-1", "--file_system_poll_wait_seconds=0"],
         capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path),
+        env=dcgan_env(),
     )  # fmt: skip
     assert out.returncode == 1, out.stdout + out.stderr[-2000:]
     errors = [line for line in out.stderr.splitlines() if "address already in use" in line]

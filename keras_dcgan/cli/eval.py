@@ -28,22 +28,17 @@ _OUTPUT = flags.DEFINE_string(
 
 
 def main(argv: list[str]) -> int | None:
-    from keras_dcgan.data import open_source
-    from keras_dcgan.evaluation.metrics import evaluate, parse_metric
+    from keras_dcgan.evaluation.metrics import evaluate, metric_inputs
+    from keras_dcgan.options import parse_metrics
     from keras_dcgan.training import load_trained
     from keras_dcgan.training.callbacks import iterations
 
-    kinds = {parse_metric(m)[0] for m in _METRICS.value}
+    parse_metrics(_METRICS.value)  # a misspelt metric fails before the run folder is loaded
     config, gan = load_trained(_MODEL_DIR.value)
-    network = source = None
-    if kinds - {"digits"}:
-        from keras_dcgan.evaluation.inception import InceptionFeatures
-
-        weights = None if _WEIGHTS.value == "random" else _WEIGHTS.value
-        network = InceptionFeatures(weights=weights)
-    if kinds & {"fid", "kid"}:
-        dataset = _DATASET.value or config.dataset
-        source = open_source(dataset, data_dir=_DATA_DIR.value or config.data.data_dir)
+    source, network = metric_inputs(
+        _METRICS.value, _DATASET.value or config.dataset,
+        _DATA_DIR.value or config.data.data_dir, _WEIGHTS.value,
+    )  # fmt: skip
     results = evaluate(gan, _METRICS.value, source, network, _SPLIT.value)
     record = {"step": iterations(gan), "inception_weights": _WEIGHTS.value, **results}
     path = _OUTPUT.value or os.path.join(_MODEL_DIR.value, "quality.jsonl")

@@ -8,21 +8,28 @@ real images of the dataset; `kid5k`, `is50k`, `fid500` likewise. The math is in
 Real-image features are cached on disk (`<cache>/real_features/<key>.npz`) under a hash of the
 dataset (its source fingerprint and split), the image size and channels, the sample count and the
 feature network, so a training run's periodic FID does not recompute them.
+
+Each metric kind is registered once (`register_metric`, as StyleGAN2-ADA's `metric_main`) with
+what it needs (real images, the feature network); `dcgan eval`, the training callback and the
+trainer ask the registry (`needs`, `metric_inputs`) instead of knowing which metric needs what.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from keras_dcgan.errors import UserError
 from keras_dcgan.evaluation import stats as stats_lib
-from keras_dcgan.options import METRIC_KINDS as KINDS  # noqa: F401 (public names)
-from keras_dcgan.options import parse_metric
+from keras_dcgan.options import METRIC_KINDS, parse_metric
+
+KINDS = METRIC_KINDS  # the names of the registered kinds (`REGISTRY`)
 
 
 def generated_features(gan, count: int, network, batch_size: int = 250):
@@ -75,49 +82,151 @@ def real_features(source, image_size: int, channels: int, count: int, network,
     return features
 
 
+# ----------------------------------------------------------------------------- registry
+@dataclasses.dataclass(frozen=True)
+class MetricKind:
+    """One kind of metric: what it needs and how it is computed.
+
+    `compute(name, count, inputs)` returns the metric's results ({name: value, ...});
+    `inputs` is a `MetricInputs`. `needs_real`: real images of the dataset (FID, KID);
+    `needs_network`: the Inception feature network (FID, KID, IS).
+    """
+
+    name: str
+    needs_real: bool
+    needs_network: bool
+    compute: Callable[[str, int, MetricInputs], dict[str, float]]
+
+
+@dataclasses.dataclass
+class MetricInputs:
+    """What the metrics of one evaluation share: the generator, the generated features (drawn
+    once for the largest count), the real features per count (cached on disk)."""
+
+    gan: object
+    source: object = None
+    network: object = None
+    split: str = "train"
+    cache_dir: str | None = None
+    _fake: tuple | None = None
+    _real: dict = dataclasses.field(default_factory=dict)
+    fake_count: int = 0
+
+    def fake_features(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(pool [count, 2048], probabilities [count, classes]) of seeds 0..count-1."""
+        if self._fake is None or len(self._fake[0]) < count:
+            self._fake = generated_features(self.gan, max(count, self.fake_count), self.network)
+        pool, probabilities = self._fake
+        return pool[:count], probabilities[:count]
+
+    def real_features(self, count: int) -> np.ndarray:
+        if count not in self._real:
+            size, channels = self.gan.image_shape[0], self.gan.image_shape[2]
+            self._real[count] = real_features(self.source, size, channels, count, self.network,
+                                              self.split, self.cache_dir)  # fmt: skip
+        return self._real[count]
+
+
+REGISTRY: dict[str, MetricKind] = {}
+
+
+def register_metric(name: str, needs_real: bool, needs_network: bool):
+    """Decorator: registers `compute(name, count, inputs)` as the metric kind `name` (one of
+    `keras_dcgan.options.METRIC_KINDS`, the names that configs and flags accept)."""
+
+    def register(compute):
+        if name not in METRIC_KINDS:
+            raise ValueError(f"{name!r} is not in keras_dcgan.options.METRIC_KINDS.")
+        REGISTRY[name] = MetricKind(name, needs_real, needs_network, compute)
+        return compute
+
+    return register
+
+
+@register_metric("fid", needs_real=True, needs_network=True)
+def _fid(name: str, count: int, inputs: MetricInputs) -> dict[str, float]:
+    fake, real = stats_lib.FeatureStats(), stats_lib.FeatureStats()
+    fake.update(inputs.fake_features(count)[0])
+    real.update(inputs.real_features(count))
+    return {name: float(stats_lib.fid_from_stats(fake, real))}
+
+
+@register_metric("kid", needs_real=True, needs_network=True)
+def _kid(name: str, count: int, inputs: MetricInputs) -> dict[str, float]:
+    mean, std = stats_lib.kernel_inception_distance(
+        inputs.fake_features(count)[0], inputs.real_features(count)
+    )
+    return {name: float(mean), f"{name}_std": float(std)}
+
+
+@register_metric("is", needs_real=False, needs_network=True)
+def _inception_score(name: str, count: int, inputs: MetricInputs) -> dict[str, float]:
+    mean, std = stats_lib.inception_score(inputs.fake_features(count)[1])
+    return {name: float(mean), f"{name}_std": float(std)}
+
+
+@register_metric("digits", needs_real=False, needs_network=False)
+def _digits(name: str, count: int, inputs: MetricInputs) -> dict[str, float]:
+    from keras_dcgan.evaluation.digits import default_scorer
+
+    score = default_scorer().score(inputs.gan.sample(count).numpy())
+    return {f"digits_{k}": v for k, v in score.as_metrics().items()}
+
+
+def needs(metrics) -> tuple[bool, bool]:
+    """(needs real images, needs the feature network) of the named metrics."""
+    kinds = [REGISTRY[parse_metric(name)[0]] for name in metrics]
+    return any(k.needs_real for k in kinds), any(k.needs_network for k in kinds)
+
+
+def metric_inputs(
+    metrics,
+    dataset: str,
+    data_dir: str | None = None,
+    inception_weights: str = "imagenet",
+    source=None,
+) -> tuple:
+    """(source, network) that the named metrics need, None for what they do not: the dataset's
+    `ImageSource` (unless `source` is given) and the Inception network of `inception_weights`
+    ("imagenet", a .h5 path, or "random" for smoke tests)."""  # fmt: skip
+    needs_real, needs_network = needs(metrics)
+    network = None
+    if needs_network:
+        from keras_dcgan.evaluation.inception import InceptionFeatures
+
+        network = InceptionFeatures(
+            weights=None if inception_weights == "random" else inception_weights
+        )
+    if needs_real and source is None:
+        from keras_dcgan.data import open_source
+
+        source = open_source(dataset, data_dir=data_dir)
+    return (source if needs_real else None), network
+
+
 def evaluate(gan, metrics, source=None, network=None, split: str = "train",
              cache_dir: str | None = None) -> dict[str, float]:  # fmt: skip
     """Computes the named metrics; returns {"fid10k": ..., "kid10k": ..., "kid10k_std": ...,
     "is10k": ..., "is10k_std": ..., "seconds": ...}.
 
     `source` (an `ImageSource`) gives the real images of FID and KID; `network` (an
-    `InceptionFeatures`) the features of all three; "digits" needs neither.
+    `InceptionFeatures`) the features of all three; "digits" needs neither (see `REGISTRY`).
     """
     start = time.perf_counter()
     parsed = [(name, *parse_metric(name)) for name in metrics]
-    size, channels = gan.image_shape[0], gan.image_shape[2]
-    inception = [n for _, kind, n in parsed if kind != "digits"]
-    if inception and network is None:
+    needs_real, needs_network = needs(metrics)
+    if needs_network and network is None:
         raise UserError("FID, KID and IS need the feature network (InceptionFeatures).")
-    if any(kind in ("fid", "kid") for _, kind, _ in parsed) and source is None:
+    if needs_real and source is None:
         raise UserError("FID and KID need the real images' source.")
-    real_cache = {}  # first: a dataset too small fails before any sample is drawn
-    for _, kind, count in parsed:
-        if kind in ("fid", "kid") and count not in real_cache:
-            real_cache[count] = real_features(source, size, channels, count, network, split,
-                                              cache_dir)  # fmt: skip
-    if inception:
-        fake_pool, fake_probs = generated_features(gan, max(inception), network)
+    network_counts = [count for _, kind, count in parsed if REGISTRY[kind].needs_network]
+    inputs = MetricInputs(gan, source, network, split, cache_dir,
+                          fake_count=max(network_counts, default=0))  # fmt: skip
+    for _, kind, count in parsed:  # first: a dataset too small fails before any sample is drawn
+        if REGISTRY[kind].needs_real:
+            inputs.real_features(count)
     results = {}
     for name, kind, count in parsed:
-        if kind == "digits":
-            from keras_dcgan.evaluation.digits import default_scorer
-
-            score = default_scorer().score(gan.sample(count).numpy())
-            results.update({f"digits_{k}": v for k, v in score.as_metrics().items()})
-            continue
-        if kind == "is":
-            mean, std = stats_lib.inception_score(fake_probs[:count])
-            results[name], results[f"{name}_std"] = float(mean), float(std)
-            continue
-        real = real_cache[count]
-        if kind == "fid":
-            a, b = stats_lib.FeatureStats(), stats_lib.FeatureStats()
-            a.update(fake_pool[:count])
-            b.update(real)
-            results[name] = float(stats_lib.fid_from_stats(a, b))
-        else:
-            mean, std = stats_lib.kernel_inception_distance(fake_pool[:count], real)
-            results[name], results[f"{name}_std"] = float(mean), float(std)
+        results.update(REGISTRY[kind].compute(name, count, inputs))
     results["seconds"] = time.perf_counter() - start
     return results

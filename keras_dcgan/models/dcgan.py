@@ -542,7 +542,7 @@ class DCGAN(keras.Model):
             )
         path = write_saved_model(self, filepath, **kwargs)
         if verbose:
-            print(f"Saved the generator's serving SavedModel at {path}")
+            log.info("Saved the generator's serving SavedModel at %s", path)
         return path
 
     # ----------------------------------------------------------------------------- sampling

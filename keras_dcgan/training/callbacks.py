@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import keras
@@ -10,6 +11,8 @@ import tensorflow as tf
 
 from keras_dcgan import images as image_utils
 from keras_dcgan.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def iterations(gan) -> int:
@@ -84,12 +87,16 @@ class TrainingControl(keras.callbacks.Callback):
                  on_first_step=None):  # fmt: skip
         super().__init__()
         self.checkpointer = checkpointer
-        self.epoch = epoch
-        self.first_batch = first_batch
         self.every_steps = every_steps
         self.max_steps = max_steps
         self.interrupt = interrupt
         self.on_first_step = on_first_step
+        self.start_epoch(epoch, first_batch)
+
+    def start_epoch(self, epoch: int, first_batch: int = 0) -> None:
+        """Prepares the next fit() call: data epoch `epoch`, resumed after `first_batch`."""
+        self.epoch = epoch
+        self.first_batch = first_batch
         self.reason = None
         self.consumed = first_batch
         self.step = None
@@ -190,7 +197,7 @@ def _legacy_metrics(path: str, header: list[str]) -> bool:
         return False
     old = os.path.splitext(path)[0] + ".old.csv"
     os.replace(path, old)
-    print(f"{path} had no step column (written by an older version); moved it to {old}.")
+    log.info("%s had no step column (written by an older version); moved it to %s.", path, old)
     return True
 
 
@@ -265,7 +272,7 @@ class SkippedInputs(keras.callbacks.Callback):
         if logs is not None:
             logs["skipped_inputs"] = count
         if count > self._reported:
-            print(f"\nEpoch {epoch + 1}: {self.skip_log.summary()} so far.", flush=True)
+            log.info("\nEpoch %d: %s so far.", epoch + 1, self.skip_log.summary())
             self._reported = count
 
 
@@ -326,4 +333,36 @@ class QualityMetrics(keras.callbacks.Callback):
                         tf.summary.scalar(f"quality/{name}", value, step=step)
             self._writer.flush()
         summary = ", ".join(f"{k} {v:.4g}" for k, v in results.items() if k != "seconds")
-        print(f"\nEpoch {epoch + 1}: {summary} ({results['seconds']:.0f} s)", flush=True)
+        log.info("\nEpoch %d: %s (%.0f s)", epoch + 1, summary, results["seconds"])
+
+
+class FinalDigitsScore(keras.callbacks.Callback):
+    """The digits dataset's quality score of the finished run: when the fit() call that completes
+    the run ends (`run_complete()` true), scores 1,000 samples with
+    `keras_dcgan.evaluation.digits.default_scorer`, writes the `DigitsScore` to `path` as JSON
+    and logs its summary; `score` holds it afterwards. A run stopped early (SIGTERM, divergence)
+    is not scored."""
+
+    def __init__(self, path: str, run_complete, num_samples: int = 1000):
+        super().__init__()
+        self.path = path
+        self.run_complete = run_complete
+        self.num_samples = num_samples
+        self.score = None
+
+    def on_train_end(self, logs=None):
+        if self.run_complete():
+            self.write(self.model)
+
+    def write(self, gan):
+        """Scores `gan` now, writes the score file, returns the `DigitsScore`."""
+        import dataclasses
+        import json
+
+        from keras_dcgan.evaluation.digits import default_scorer
+
+        self.score = default_scorer().score(gan.sample(self.num_samples).numpy())
+        with open(self.path, "w") as f:
+            json.dump(dataclasses.asdict(self.score), f, indent=2)
+        log.info("%s", self.score.summary())
+        return self.score

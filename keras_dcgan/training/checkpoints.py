@@ -329,7 +329,7 @@ class RunCheckpointer:
                 reason_ = str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e)
                 log.warning("Checkpoint %s is unreadable (%s); trying the previous one.", prefix,
                             reason_)  # fmt: skip
-                print(f"Warning: checkpoint {prefix} is unreadable ({reason_}); falling back.")
+                log.warning("checkpoint %s is unreadable (%s); falling back.", prefix, reason_)
                 failures.append(prefix)
                 continue
             if self.skip_log is not None:
@@ -548,7 +548,7 @@ class RunFolder:
                     raise
                 log.warning("Cannot lock %s (%s); run one training at a time in it.", path,
                             reason(e))  # fmt: skip
-                print(f"Warning: cannot lock {path} ({reason(e)}); run one training at a time.")
+                log.warning("cannot lock %s (%s); run one training at a time.", path, reason(e))
             # The file may have been deleted (a rolled-back start) between open and lock.
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(path))

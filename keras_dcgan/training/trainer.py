@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import shutil
 import signal
 import threading
 import warnings
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -158,31 +158,52 @@ def train(
         strategy = get_strategy(strategy)
     chief = is_chief(strategy)  # multi-worker: only the chief writes (and locks) the run folder
     with checkpoints.RunFolder(model_dir, lock=chief) as folder:
-        saved, replace = _check_resume(config, model_dir)
-        if replace and chief:
-            print(
-                f"{model_dir} holds only the untrained start of another configuration; "
-                "replacing it."
-            )
-            shutil.rmtree(os.path.join(model_dir, checkpoints.CHECKPOINT_DIR), ignore_errors=True)
-        if chief:
-            checkpoints.write_config(config, model_dir)
-        return _train(config, model_dir, dataset, strategy, chief, verbose, callbacks, saved,
-                      folder)  # fmt: skip
+        saved = _prepare_run_folder(config, model_dir, chief)
+        keras.utils.set_random_seed(config.train.seed)
+        data = EpochData.create(config, model_dir, dataset)
+        gan, checkpointer = _model_under_strategy(config, model_dir, strategy, data, chief)
+        _restore_or_start(checkpointer, config, model_dir, saved, strategy, chief)
+        run = _RunCallbacks.create(config, model_dir, data, checkpointer, folder, chief, verbose,
+                                   callbacks)  # fmt: skip
+        history, reason = _fit_epochs(gan, checkpointer, data, run, config, strategy)
+        return _finish(gan, history, reason, checkpointer, folder, run, model_dir, chief)
 
 
-def _train(config, model_dir, dataset, strategy, chief, verbose, callbacks, saved, folder):
-    mc, tc, dc = config.model, config.train, config.data
-    keras.utils.set_random_seed(tc.seed)
-    image_shape = (mc.image_size, mc.image_size, mc.channels)
-    source = None
-    if dataset is None:
+def _prepare_run_folder(config: Config, model_dir: str, chief: bool) -> Config | None:
+    """Checks that `model_dir` may hold this run and writes its config; returns the folder's
+    saved config (None for a new folder)."""
+    saved, replace = _check_resume(config, model_dir)
+    if replace and chief:
+        log.info("%s holds only the untrained start of another configuration; replacing it.",
+                 model_dir)  # fmt: skip
+        shutil.rmtree(os.path.join(model_dir, checkpoints.CHECKPOINT_DIR), ignore_errors=True)
+    if chief:
+        checkpoints.write_config(config, model_dir)
+    return saved
+
+
+@dataclasses.dataclass
+class EpochData:
+    """The run's data: `for_epoch(epoch, skip_batches)` is the batched dataset of one data
+    epoch (its order fixed by the seed and the epoch), resumed after `skip_batches` batches;
+    `source` is the `ImageSource` behind it (None for a dataset given by the caller)."""
+
+    for_epoch: Callable[[int, int], tf.data.Dataset]
+    source: object = None
+
+    @classmethod
+    def create(cls, config: Config, model_dir: str, dataset=None) -> EpochData:
+        mc, tc, dc = config.model, config.train, config.data
+        image_shape = (mc.image_size, mc.image_size, mc.channels)
+        if dataset is not None:
+            data_lib.check_dataset(dataset, image_shape)
+            return cls(lambda epoch, skip: dataset.skip(skip) if skip else dataset)
         source = data_lib.open_source(config.dataset, data_dir=dc.data_dir)
         cache = dc.cache
         if cache == "memory":  # a pipeline per epoch would refill a memory cache every epoch
             cache = os.path.join(model_dir, "data_cache")
 
-        def epoch_data(epoch, skip_batches):
+        def for_epoch(epoch, skip_batches):
             return source.dataset(
                 mc.image_size, mc.channels, tc.batch_size, split=dc.split,
                 holdout_fraction=dc.holdout_fraction, keep_list=dc.keep_list,
@@ -191,164 +212,200 @@ def _train(config, model_dir, dataset, strategy, chief, verbose, callbacks, save
                 max_image_pixels=dc.max_image_pixels,
             )  # fmt: skip
 
-        data_lib.check_dataset(epoch_data(0, 0), image_shape)
-    else:
-        data_lib.check_dataset(dataset, image_shape)
+        data_lib.check_dataset(for_epoch(0, 0), image_shape)
+        return cls(for_epoch, source)
 
-        def epoch_data(epoch, skip_batches):
-            return dataset.skip(skip_batches) if skip_batches else dataset
+    def total_epochs(self, config: Config) -> int | None:
+        """The epochs the run spans: `epochs`, or those of the step budget when known."""
+        tc, dc = config.train, config.data
+        if tc.steps is None:
+            return tc.epochs
+        n = self.source.num_examples(dc.split, dc.holdout_fraction, dc.keep_list) if (
+            self.source) else None  # fmt: skip
+        per_epoch = (n or 0) // tc.batch_size or max(int(self.for_epoch(0, 0).cardinality()), 0)
+        return -(-tc.steps // per_epoch) if per_epoch else None
 
+
+def _model_under_strategy(config, model_dir, strategy, data: EpochData, chief: bool):
+    """The run's DCGAN and its checkpointer, built (variables, optimizer slots) in scope."""
+    tc = config.train
     _warn_about_the_global_policy(tc.precision)
     with strategy.scope():
         gan = DCGAN.from_config(config)
         gan.build()  # variables and optimizer slots in scope, before fit()
         checkpointer = checkpoints.RunCheckpointer(
             gan, model_dir, tc.checkpoints_to_keep, range(tc.num_preview),
-            skip_log=source.skip_log if source else None, write=chief,
+            skip_log=data.source.skip_log if data.source else None, write=chief,
             batch_size=tc.batch_size,
         )  # fmt: skip
     checkpointer.prepare()
-    metrics_path = os.path.join(model_dir, METRICS_FILE)
+    return gan, checkpointer
+
+
+def _restore_or_start(checkpointer, config, model_dir, saved, strategy, chief) -> None:
+    """Continues from the newest readable checkpoint, or saves the starting state."""
     if checkpointer.restore():
         epoch, batch = checkpointer.position
-        _check_batch_size(model_dir, checkpointer, saved, tc.batch_size)
+        _check_batch_size(model_dir, checkpointer, saved, config.train.batch_size)
         if chief:  # rows logged after this checkpoint are replayed, and written again
-            callbacks_lib.truncate_metrics(metrics_path, checkpointer.steps())
-        print(
-            f"Continuing from {checkpointer.restored_from} (step {checkpointer.steps()}, "
-            f"epoch {epoch + 1}, batch {batch})."
-        )
+            callbacks_lib.truncate_metrics(os.path.join(model_dir, METRICS_FILE),
+                                           checkpointer.steps())  # fmt: skip
+        log.info("Continuing from %s (step %d, epoch %d, batch %d).",
+                 checkpointer.restored_from, checkpointer.steps(), epoch + 1, batch)  # fmt: skip
     elif not is_multi_worker(strategy):
         # The state to fall back to if the first steps diverge. (Not with several workers: one
         # could find this file while deciding whether to resume, the other not.)
         checkpointer.save(0, 0)
-    preview_seeds = [int(s) for s in checkpointer.preview_seeds.numpy()]
 
-    skipped_reporter = [callbacks_lib.SkippedInputs(source.skip_log)] if source else []
-    total_epochs = tc.epochs
-    if tc.steps is not None:  # the epochs the step budget spans, when the data says
-        n = source.num_examples(dc.split, dc.holdout_fraction, dc.keep_list) if source else None
-        per_epoch = (n or 0) // tc.batch_size or max(int(epoch_data(0, 0).cardinality()), 0)
-        total_epochs = -(-tc.steps // per_epoch) if per_epoch else None
-    quality = _quality_callback(config, model_dir, source) if chief and tc.eval_metrics else []
-    interrupt = threading.Event()
+
+@dataclasses.dataclass
+class _RunCallbacks:
+    """The callbacks of every fit() call of the run, built once: `control` drives the epochs,
+    `final_score` scores the finished run (digits dataset), `all` is the ordered list."""
+
+    control: callbacks_lib.TrainingControl
+    all: list
+    interrupt: threading.Event
+    verbose: int | str
+    final_score: callbacks_lib.FinalDigitsScore | None = None
+
+    @classmethod
+    def create(cls, config, model_dir, data: EpochData, checkpointer, folder, chief, verbose,
+               extra) -> _RunCallbacks:  # fmt: skip
+        tc = config.train
+        interrupt = threading.Event()
+        control = callbacks_lib.TrainingControl(
+            checkpointer, 0, 0, tc.checkpoint_every_steps, tc.steps, interrupt,
+            on_first_step=folder.mark_started,
+        )  # fmt: skip
+        final_score = None
+        if chief and config.dataset == "digits":
+            final_score = callbacks_lib.FinalDigitsScore(
+                os.path.join(model_dir, DIGITS_SCORE_FILE), lambda: _run_complete(control, tc)
+            )
+        run_callbacks = [
+            # First, so that the CSV and TensorBoard loggers see their logs.
+            *([callbacks_lib.SkippedInputs(data.source.skip_log)] if data.source else []),
+            *(_quality_callback(config, model_dir, data.source) if chief and tc.eval_metrics
+              else []),
+            *(_writers(model_dir, checkpointer, control) if chief else []),
+            # After the loggers: the epoch-end checkpoint follows its row and grid.
+            control,
+            *([final_score] if final_score else []),
+            *(extra or []),
+            *([callbacks_lib.RunProgress(data.total_epochs(config))] if verbose != 0 else []),
+        ]  # fmt: skip
+        return cls(control, run_callbacks, interrupt, verbose, final_score)
+
+
+def _run_complete(control, tc) -> bool:
+    """Whether the fit() call that `control` drove completed the requested training."""
+    if control.reason == "steps":
+        return True
+    return control.reason is None and tc.steps is None and control.epoch + 1 >= tc.epochs
+
+
+def _writers(model_dir: str, checkpointer, control) -> list:
+    """The chief's loggers: preview grids, TensorBoard, metrics.csv."""
+    preview_seeds = [int(s) for s in checkpointer.preview_seeds.numpy()]
+    return [
+        callbacks_lib.PreviewGrid(os.path.join(model_dir, SAMPLES_DIR), preview_seeds,
+                                  log_dir=os.path.join(model_dir, LOGS_DIR, "samples")),
+        keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS_DIR), write_graph=False),
+        callbacks_lib.MetricsCsv(os.path.join(model_dir, METRICS_FILE), control),
+    ]  # fmt: skip
+
+
+def _fit_epochs(gan, checkpointer, data: EpochData, run: _RunCallbacks, config, strategy):
+    """One fit() call per data epoch until the budget (epochs or steps) is reached, SIGTERM
+    arrives, or divergence exhausts its retries; returns (the last History, the stop reason)."""
+    tc = config.train
     history, reason, retries = None, None, 0
-    with _sigterm_sets(interrupt), warnings.catch_warnings():
+    with _sigterm_sets(run.interrupt), warnings.catch_warnings():
         # An epoch over a dataset of unknown length (files may be skipped) ends when the data
         # does, which Keras reports as "ran out of data".
         warnings.filterwarnings("ignore", message="Your input ran out of data")
-        while True:
+        while not _budget_reached(checkpointer, tc):
             epoch, batch = checkpointer.position
-            steps = checkpointer.steps()
-            if tc.steps is not None and steps >= tc.steps:
-                break
-            if tc.steps is None and epoch >= tc.epochs:
-                break
-            data = epoch_data(epoch, batch)
-            if is_multi_worker(strategy):  # each worker keeps its share of every global batch
-                options = tf.data.Options()
-                options.experimental_distribute.auto_shard_policy = (
-                    tf.data.experimental.AutoShardPolicy.DATA
-                )
-                data = data.with_options(options)
-            if batch and not _yields_a_batch(data):  # stopped right after an epoch's last batch
+            epoch_data = _sharded(data.for_epoch(epoch, batch), strategy)
+            if batch and not _yields_a_batch(epoch_data):  # stopped right after an epoch's end
                 checkpointer.save(epoch + 1, 0)
                 continue
-            steps_per_epoch = None
-            if int(data.cardinality()) == tf.data.INFINITE_CARDINALITY:
-                steps_per_epoch = 1000
-            control = callbacks_lib.TrainingControl(
-                checkpointer, epoch, batch, tc.checkpoint_every_steps, tc.steps, interrupt,
-                on_first_step=folder.mark_started,
-            )  # fmt: skip
-            writers = [
-                callbacks_lib.PreviewGrid(
-                    os.path.join(model_dir, SAMPLES_DIR),
-                    preview_seeds,
-                    log_dir=os.path.join(model_dir, LOGS_DIR, "samples"),
-                ),
-                keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS_DIR), write_graph=False),
-                callbacks_lib.MetricsCsv(metrics_path, control),
-            ]
-            run_callbacks = [
-                # First, so that the CSV and TensorBoard loggers see their logs.
-                *skipped_reporter,
-                *(quality if chief else []),
-                *(writers if chief else []),
-                # After the loggers: the epoch-end checkpoint follows its row and grid.
-                control,
-                *(callbacks or []),
-                *([callbacks_lib.RunProgress(total_epochs)] if verbose != 0 else []),
-            ]
+            run.control.start_epoch(epoch, batch)
             history = gan.fit(
-                data,
-                epochs=epoch + 1,
-                initial_epoch=epoch,
-                steps_per_epoch=steps_per_epoch,
-                callbacks=run_callbacks,
-                verbose=verbose,
+                epoch_data, epochs=epoch + 1, initial_epoch=epoch,
+                steps_per_epoch=1000 if _is_infinite(epoch_data) else None,
+                callbacks=run.all, verbose=run.verbose,
                 shuffle=False,  # the pipeline shuffles (and Keras would warn that it ignores it)
-            )
-            reason = control.reason
+            )  # fmt: skip
+            reason = run.control.reason
             if reason == "diverged":
                 retries += 1
-                _recover(gan, checkpointer, control.step, retries, tc.max_divergence_retries)
+                _recover(gan, checkpointer, run.control.step, retries, tc.max_divergence_retries)
                 continue
             if reason is None and int(checkpointer.epoch.numpy()) == epoch:  # nothing to train
                 checkpointer.save(epoch + 1, 0)
             if reason in ("signal", "steps"):
                 break
+    return history, reason
+
+
+def _budget_reached(checkpointer, tc) -> bool:
+    if tc.steps is not None:
+        return checkpointer.steps() >= tc.steps
+    return checkpointer.position[0] >= tc.epochs
+
+
+def _sharded(data: tf.data.Dataset, strategy) -> tf.data.Dataset:
+    """Multi-worker: each worker keeps its share of every global batch."""
+    if not is_multi_worker(strategy):
+        return data
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return data.with_options(options)
+
+
+def _is_infinite(data: tf.data.Dataset) -> bool:
+    return int(data.cardinality()) == tf.data.INFINITE_CARDINALITY
+
+
+def _finish(gan, history, reason, checkpointer, folder, run, model_dir, chief) -> TrainResult:
+    """Closes the run: the final model file and the result (digits score on the digits set)."""
     checkpointer.close()
     folder.mark_started()  # nothing left to undo: the run folder holds the requested training
+    steps = checkpointer.steps()
     if reason == "signal":
-        print(
-            f"Stopped by SIGTERM at step {checkpointer.steps()}; checkpoint written. Run the same "
-            "command to continue.",
-            flush=True,
-        )
-        return TrainResult(gan, history, model_dir, checkpointer.steps(), interrupted=True)
+        log.info("Stopped by SIGTERM at step %d; checkpoint written. Run the same command to "
+                 "continue.", steps)  # fmt: skip
+        return TrainResult(gan, history, model_dir, steps, interrupted=True)
     if history is None:
-        print(f"{model_dir} already holds the requested training; nothing to do.")
+        log.info("%s already holds the requested training; nothing to do.", model_dir)
     if not chief:
-        return TrainResult(gan, history, model_dir, checkpointer.steps())
+        return TrainResult(gan, history, model_dir, steps)
     gan.save(os.path.join(model_dir, FINAL_MODEL))
-
-    score = None
-    if config.dataset == "digits":
-        from keras_dcgan.evaluation.digits import default_scorer
-
-        score = default_scorer().score(gan.sample(1000).numpy())
-        with open(os.path.join(model_dir, DIGITS_SCORE_FILE), "w") as f:
-            json.dump(dataclasses.asdict(score), f, indent=2)
-        print(score.summary(), flush=True)
-    return TrainResult(gan, history, model_dir, checkpointer.steps(), score)
+    score = run.final_score
+    if score is not None and score.score is None:  # no fit() completed the run in this call
+        score.write(gan)
+    return TrainResult(gan, history, model_dir, steps, score.score if score else None)
 
 
 def _warn_about_the_global_policy(precision: str) -> None:
     """The run's precision is its config's; says so when the global Keras policy differs."""
     policy = keras.config.dtype_policy().name
     if policy != precision:
-        print(
-            f"Note: the global Keras dtype policy is {policy}, but this run trains in "
-            f"precision={precision} (its config's; set the precision field or --precision).",
-            flush=True,
-        )
+        log.info("Note: the global Keras dtype policy is %s, but this run trains in "
+                 "precision=%s (its config's; set the precision field or --precision).",
+                 policy, precision)  # fmt: skip
 
 
 def _quality_callback(config, model_dir, source):
     """The QualityMetrics callback of `config.train.eval_metrics` (FID/KID against `source`)."""
-    from keras_dcgan.evaluation.metrics import parse_metric
+    from keras_dcgan.evaluation.metrics import metric_inputs
 
     tc = config.train
-    kinds = {parse_metric(name)[0] for name in tc.eval_metrics}
-    network = None
-    if kinds - {"digits"}:
-        from keras_dcgan.evaluation.inception import InceptionFeatures
-
-        weights = None if tc.inception_weights == "random" else tc.inception_weights
-        network = InceptionFeatures(weights=weights)
-    if kinds & {"fid", "kid"} and source is None:
-        source = data_lib.open_source(config.dataset, data_dir=config.data.data_dir)
+    source, network = metric_inputs(
+        tc.eval_metrics, config.dataset, config.data.data_dir, tc.inception_weights, source
+    )
     return [
         callbacks_lib.QualityMetrics(
             tc.eval_metrics, tc.eval_every_epochs, source, network, config.data.split,
@@ -377,8 +434,5 @@ def _recover(gan, checkpointer, step, retries: int, max_retries: int) -> None:
     gan.reset_metrics()
     state = gan.seed_generator.state
     state.assign(state + tf.constant([1_000_003 * retries, 0], state.dtype))
-    print(
-        f"Non-finite loss at step {step}: restored {restored} (step {checkpointer.steps()}); "
-        f"retry {retries} of {max_retries} with fresh noise.",
-        flush=True,
-    )
+    log.warning("Non-finite loss at step %s: restored %s (step %d); retry %d of %d with fresh "
+                "noise.", step, restored, checkpointer.steps(), retries, max_retries)  # fmt: skip

@@ -1,0 +1,55 @@
+"""The package's messages: library code logs to `logging.getLogger("keras_dcgan.<module>")`.
+
+So that `train()` in a notebook or a script says what it does without any logging setup (as
+`print` did), the package logger "keras_dcgan" has one handler of its own (`PackageHandler`,
+installed on import): INFO and above to standard output, the message alone ("Warning: ..." for
+warnings and errors). Records also propagate to the root logger as usual (caplog, absl). Take it
+over with the standard API, e.g. `logging.getLogger("keras_dcgan").setLevel("WARNING")`, or
+remove it with `logging.getLogger("keras_dcgan").removeHandler(keras_dcgan.logs.HANDLER)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+PACKAGE_LOGGER = "keras_dcgan"
+
+
+class PackageHandler(logging.StreamHandler):
+    """Writes to the current `sys.stdout` (looked up at every message: Jupyter, pytest's
+    capture and redirections replace it), flushing after each message."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+        self.setFormatter(_Formatter())
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it; the property ignores it
+        pass
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return f"Warning: {message}" if record.levelno >= logging.WARNING else message
+
+
+def install() -> PackageHandler:
+    """Installs the package handler once; returns it."""
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    for handler in logger.handlers:
+        if isinstance(handler, PackageHandler):
+            return handler
+    handler = PackageHandler()
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+HANDLER = install()
