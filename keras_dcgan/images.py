@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import numpy as np
 from PIL import Image
@@ -21,8 +22,14 @@ def to_uint8(images) -> np.ndarray:
     return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
-def to_model_range(images) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [-1, 1]."""
+def to_model_range(images):
+    """uint8 [0, 255] -> float32 [-1, 1]: x / 127.5 - 1.
+
+    A TensorFlow tensor (also a symbolic one, in a tf.data map or a tf.function) gives a tensor;
+    anything else gives a NumPy array."""
+    tf = sys.modules.get("tensorflow")  # no tensor exists unless TensorFlow was imported
+    if tf is not None and tf.is_tensor(images):
+        return tf.cast(images, tf.float32) / 127.5 - 1.0
     return np.asarray(images, dtype=np.float32) / 127.5 - 1.0
 
 

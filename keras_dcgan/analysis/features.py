@@ -208,13 +208,14 @@ class FeatureExtractor:
     def _fn(self, dtype: str):
         import tensorflow as tf
 
-        from keras_dcgan.data.sources import to_model_range
+        from keras_dcgan.images import to_model_range
 
         if dtype not in self._fns:
             d = self.discriminator
 
             def features(images):
-                images = to_model_range(images)  # uint8 -> [-1, 1] as the input pipeline does
+                if images.dtype == tf.uint8:  # uint8 -> [-1, 1] as the input pipeline does
+                    images = to_model_range(images)
                 maps = d.block_outputs(images, training=False)
                 pooled = [pool_to_grid(tf.cast(m, tf.float32)) for m in maps]
                 return tf.concat([tf.reshape(p, (tf.shape(p)[0], -1)) for p in pooled], axis=1)

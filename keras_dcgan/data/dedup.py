@@ -508,7 +508,7 @@ def _is_count(value) -> bool:
 
 def _listed_ids(source, limit):
     """The ids in source order (at most `limit`) of sources listed in Python; None for others."""
-    from keras_dcgan.data.sources import _IdSource
+    from keras_dcgan.data.sources.base import _IdSource
 
     if not isinstance(source, _IdSource):
         return None
