@@ -18,9 +18,9 @@ from keras_dcgan.data import (
     decode_image,
     load_images,
     open_source,
-    synthetic,
     write_lmdb_subset,
 )
+from keras_dcgan.testing import synthetic
 from tests.helpers import write_messy_folder
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from keras_dcgan.config import DataConfig
-from keras_dcgan.data import FolderSource, SkippedImage, decode, synthetic
+from keras_dcgan.data import FolderSource, SkippedImage, decode
+from keras_dcgan.testing import synthetic
 
 
 @pytest.fixture(scope="module")

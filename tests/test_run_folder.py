@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_dcgan.data import synthetic
 from keras_dcgan.paths import PathError
+from keras_dcgan.testing import synthetic
 from keras_dcgan.training import load_trained, train
 from keras_dcgan.training.checkpoints import (
     ConfigFileError,
