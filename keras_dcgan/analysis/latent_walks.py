@@ -5,7 +5,7 @@ show whether G has memorised (sharp jumps) or learned smooth transitions. Fig. 4
 images, each row interpolating between random points.
 
     lerp(z0, z1, t)           linear: z0 + t (z1 - z0), the serving `interpolate` signature's
-                              formula (keras_dcgan.export), bit for bit for t < 1
+                              formula (keras_dcgan.serving.export), bit for bit for t < 1
     slerp(z0, z1, t)          spherical: along the great circle between the directions of z0, z1
     walk(points, steps)       a path p0 -> p1 -> ... : `steps` latents per segment, both ends
                               included, shared ends counted once: (P - 1) * (steps - 1) + 1 rows

@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from keras_dcgan import latent
 from keras_dcgan.errors import UserError
+from keras_dcgan.networks import generator_z_dim
 from keras_dcgan.paths import check_writable_folder, ensure_folder, write_failure
 
 DEFAULT_MODEL_NAME = "dcgan"
@@ -190,8 +191,6 @@ def write_saved_model(
         z_prior, z_dim = generator.z_prior, generator.z_dim
         generator = generator.generator
     else:
-        from keras_dcgan.models.dcgan import generator_z_dim
-
         z_dim = generator_z_dim(generator)
     if z_prior not in latent.PRIORS:
         raise UserError(f"Unknown z_prior {z_prior!r}; use one of {latent.PRIORS}.")
