@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dcgan.data.decode import SMALL_IMAGE_POLICIES
+from keras_dcgan.data.keep_list import read_keep_list
 from keras_dcgan.errors import UserError
 from keras_dcgan.images import to_model_range
 
@@ -29,8 +30,6 @@ def keep_set(keep_list) -> set[str] | None:
     if keep_list is None:
         return None
     if isinstance(keep_list, (str, os.PathLike)):
-        from keras_dcgan.data.dedup import read_keep_list
-
         keep_list = read_keep_list(keep_list)
     return set(keep_list)
 
