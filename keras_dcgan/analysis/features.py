@@ -469,47 +469,11 @@ def load_protocol_data(
     from keras_dcgan.data.sources import TfdsSource
 
     source = TfdsSource(protocol.dataset, data_dir=data_dir, download=download)
-    features = source.builder.info.features
-    if "label" not in features or not hasattr(features["label"], "num_classes"):
-        raise UserError(f"TFDS {protocol.dataset!r} has no class 'label' feature.")
-    if not source.builder.is_prepared():
-        where = source.builder.data_dir
-        if not download:
-            raise UserError(f"TFDS {protocol.dataset!r} is not prepared under {where!r}.")
-        try:
-            source.builder.download_and_prepare()
-        except Exception as e:  # no network, a missing extra, a full disk ...
-            raise UserError(
-                f"TFDS {protocol.dataset!r} is not prepared under {where!r} and preparing it "
-                f"failed ({type(e).__name__}: {e}). Prepare it where the network is reachable "
-                f"(e.g. `tfds build {protocol.dataset} --data_dir=DIR`) and pass that data_dir."
-            ) from None
-    pool = _tfds_arrays(source, protocol.train_split, image_size, channels)
-    test = _tfds_arrays(source, protocol.test_split, image_size, channels)
-    return LabelledImages(*pool, *test, int(features["label"].num_classes), protocol.dataset)
-
-
-def _tfds_arrays(source, split, image_size, channels):
-    import tensorflow as tf
-
-    from keras_dcgan.data.sources import square_resize
-
-    try:
-        ds = source.builder.as_dataset(split=split, shuffle_files=False)
-    except Exception as e:
-        raise UserError(f"Cannot read TFDS {source.name!r} split {split!r}: {e}") from None
-    ds = ds.map(
-        lambda ex: (square_resize(ex["image"], image_size, channels), ex["label"]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    images, labels = [], []
-    for image, label in ds.batch(1024).prefetch(2).as_numpy_iterator():
-        images.append(image)
-        labels.append(label)
-    if not images:
-        raise UserError(f"TFDS {source.name!r} split {split!r} is empty.")
-    return np.concatenate(images), np.concatenate(labels).astype(np.int64)
+    num_classes = source.num_classes()
+    source.prepare()
+    pool = source.labelled_arrays(protocol.train_split, image_size, channels)
+    test = source.labelled_arrays(protocol.test_split, image_size, channels)
+    return LabelledImages(*pool, *test, num_classes, protocol.dataset)
 
 
 @dataclasses.dataclass

@@ -4,6 +4,7 @@ sources)."""
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from keras_dcgan.data.decode import TOO_SMALL
@@ -19,7 +20,8 @@ LSUN_HELP = (
 
 
 class TfdsSource(ImageSource):
-    """A TensorFlow Datasets dataset with an "image" feature (labels are dropped).
+    """A TensorFlow Datasets dataset with an "image" feature (the pipeline drops the labels;
+    `labelled_arrays` gives them, for the classification protocols of `keras_dcgan.analysis`).
 
     Prepared data under `data_dir` is used as is; otherwise it is downloaded and prepared first
     (`download=True`), except LSUN, which TFDS cannot prepare on TF 2.21 (reading an unprepared
@@ -120,6 +122,51 @@ class TfdsSource(ImageSource):
 
     def fingerprint(self) -> str:
         return f"tfds:{self.builder.info.full_name}:{self.builder.data_dir}"
+
+    def num_classes(self) -> int:
+        """The number of classes of the dataset's "label" feature; UserError when it has none."""
+        features = self.builder.info.features
+        if "label" not in features or not hasattr(features["label"], "num_classes"):
+            raise UserError(f"TFDS {self.name!r} has no class 'label' feature.")
+        return int(features["label"].num_classes)
+
+    def prepare(self) -> None:
+        """Downloads and prepares the data under `data_dir` unless it is there (with `download`);
+        one-line UserErrors when it is missing and cannot be prepared."""
+        if self.builder.is_prepared():
+            return
+        where = self.builder.data_dir
+        if not self.download:
+            raise UserError(f"TFDS {self.name!r} is not prepared under {where!r}.")
+        try:
+            self.builder.download_and_prepare()
+        except Exception as e:  # no network, a missing extra, a full disk ...
+            raise UserError(
+                f"TFDS {self.name!r} is not prepared under {where!r} and preparing it "
+                f"failed ({type(e).__name__}: {e}). Prepare it where the network is reachable "
+                f"(e.g. `tfds build {self.name} --data_dir=DIR`) and pass that data_dir."
+            ) from None
+
+    def labelled_arrays(self, split: str, image_size: int, channels: int):
+        """(uint8 images [N, size, size, channels], int64 labels [N]) of a whole split, in its
+        stored order: the images as the pipeline crops and resizes them (`square_resize`, no
+        image skipped), the "label" feature beside them. The data must be prepared."""
+        try:
+            ds = self.builder.as_dataset(split=split, shuffle_files=False)
+        except Exception as e:
+            raise UserError(f"Cannot read TFDS {self.name!r} split {split!r}: {e}") from None
+        ds = ds.map(
+            lambda ex: (square_resize(ex["image"], image_size, channels), ex["label"]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        images, labels = [], []
+        for image, label in ds.batch(1024).prefetch(2).as_numpy_iterator():
+            images.append(image)
+            labels.append(label)
+        if not images:
+            raise UserError(f"TFDS {self.name!r} split {split!r} is empty.")
+        return np.concatenate(images), np.concatenate(labels).astype(np.int64)
 
 
 def square_resize(image: tf.Tensor, image_size: int, channels: int) -> tf.Tensor:
