@@ -26,11 +26,12 @@ import tempfile
 import time
 
 
-def _load(repo: str, module: str):
-    """One module file of a checkout, without its package's __init__ (which loads TensorFlow)."""
+def _load(repo: str, package: str, module: str):
+    """One module file of a checkout (keras_dcgan/<package>/<module>.py), without its package's
+    __init__ (which loads TensorFlow)."""
     if repo not in sys.path:
         sys.path.insert(0, repo)  # keras_dcgan.config (no TensorFlow) for decode.py's import
-    path = os.path.join(repo, "keras_dcgan", "data", f"{module}.py")
+    path = os.path.join(repo, "keras_dcgan", package, f"{module}.py")
     spec = importlib.util.spec_from_file_location(module, path)
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
@@ -46,8 +47,8 @@ def main() -> None:
     parser.add_argument("--repo", default=os.path.dirname(os.path.dirname(__file__)) or ".")
     args = parser.parse_args()
     here = os.path.abspath(os.path.dirname(os.path.dirname(__file__)) or ".")
-    synthetic = _load(here, "synthetic")
-    decode = _load(os.path.abspath(args.repo), "decode")
+    synthetic = _load(here, "testing", "synthetic")
+    decode = _load(os.path.abspath(args.repo), "data", "decode")
     folder = tempfile.mkdtemp(prefix="decode_memory_")
     path = os.path.join(folder, "input.png")
     if args.case == "nonimage":

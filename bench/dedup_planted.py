@@ -1,6 +1,6 @@
 """De-duplication by semantic hashing (paper section 4.1.1): precision and recall on planted copies.
 
-Offline: `keras_dcgan.data.dedup.planted_duplicates` makes `--num_base` distinct 32x32 images
+Offline: `keras_dcgan.testing.planted.planted_duplicates` makes `--num_base` distinct 32x32 images
 (tiles of scikit-learn's sample photos, smooth colour fields, Pillow-drawn shapes) and plants
 `--copies_per_kind` near-duplicates of each kind (resized down and back up, JPEG quality 75,
 shifted 1-2 px). For each seed it trains the 3072-128-3072 autoencoder on all of them, groups
@@ -26,10 +26,11 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from keras_dcgan.data import dedup  # noqa: E402
+from keras_dcgan.testing import planted as planted_lib  # noqa: E402
 
 _NUM_BASE = flags.DEFINE_integer("num_base", 500, "Distinct base images.")
 _COPIES = flags.DEFINE_integer("copies_per_kind", 50, "Planted copies of each kind.")
-_KINDS = flags.DEFINE_list("kinds", list(dedup.COPY_KINDS), "Kinds of planted copies.")
+_KINDS = flags.DEFINE_list("kinds", list(planted_lib.COPY_KINDS), "Kinds of planted copies.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds 0..n-1 (fixture and training); medians.")
 _MAX_HAMMING = flags.DEFINE_list("max_hamming", ["0", "2"], "Hamming distances to score.")
 _PHOTO_SCALE = flags.DEFINE_integer(
@@ -46,7 +47,7 @@ _MARGIN_WEIGHT = flags.DEFINE_float(
 
 def _kind_recall(groups, planted, kind):
     pairs = [p for p in planted.pairs if p[1].endswith(f"~{kind}")]
-    return dedup.pair_scores(groups, dataclasses.replace(planted, pairs=pairs)).recall
+    return planted_lib.pair_scores(groups, dataclasses.replace(planted, pairs=pairs)).recall
 
 
 def main(argv):
@@ -61,7 +62,7 @@ def main(argv):
     )
     rows = {d: [] for d in distances}
     for seed in range(_SEEDS.value):
-        planted = dedup.planted_duplicates(
+        planted = planted_lib.planted_duplicates(
             _NUM_BASE.value,
             _COPIES.value,
             seed=seed,
@@ -81,7 +82,7 @@ def main(argv):
         seconds = time.perf_counter() - start
         for d in distances:
             result = dedup.find_duplicates(planted.images, planted.ids, model=model, max_hamming=d)
-            scores = dedup.pair_scores(result.groups, planted)
+            scores = planted_lib.pair_scores(result.groups, planted)
             kinds = {k: _kind_recall(result.groups, planted, k) for k in _KINDS.value}
             row = {
                 "precision": scores.precision,

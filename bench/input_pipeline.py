@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from keras_dcgan.data import load_images, square_resize, synthetic  # noqa: E402
+from keras_dcgan.data import load_images, square_resize  # noqa: E402
+from keras_dcgan.testing import synthetic  # noqa: E402
 
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "JPEGs written and read per pass.")
 _SOURCE_SIZE = flags.DEFINE_integer("source_size", 256, "Short side of the stored JPEGs.")

@@ -33,9 +33,9 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from keras_dcgan.config import get_config  # noqa: E402
-from keras_dcgan.export import export_generator  # noqa: E402
 from keras_dcgan.models import Generator  # noqa: E402
 from keras_dcgan.serving import GeneratorClient  # noqa: E402
+from keras_dcgan.serving.export import export_generator  # noqa: E402
 
 _PRESET = flags.DEFINE_string("preset", "paper64", "Generator architecture.")
 _REQUESTS = flags.DEFINE_integer("requests", 30, "Timed requests per latency figure.")

@@ -30,27 +30,29 @@ def is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not _is_bool(value) and math.isfinite(float(value))
 
 
-def integer(value, name: str, minimum: int | None = None, optional: bool = False) -> int | None:
+def integer(value, name: str, minimum: int | None = None, optional: bool = False,
+            rule: str | None = None) -> int | None:  # fmt: skip
     """`value` as an int, if it is an integer >= `minimum`; None passes when `optional`.
 
-    The message says "a positive integer" for minimum 1, "a non-negative integer" for 0 and
-    "an integer >= m" otherwise, with "or None" when `optional`."""
+    The message says "{name} must be an integer >= {minimum}" (or `rule` in its place), with
+    "or None" when `optional`."""
     if value is None and optional:
         return None
     if not is_int(value) or (minimum is not None and value < minimum):
-        raise UserError(f"{name} must be {_integer_rule(minimum)}{_or_none(optional)}; "
-                        f"got {value!r}.")  # fmt: skip
+        if rule is None:
+            rule = "an integer" + ("" if minimum is None else f" >= {minimum}")
+        raise UserError(f"{name} must be {rule}{' or None' if optional else ''}; got {value!r}.")
     return int(value)
 
 
 def positive_int(value, name: str, optional: bool = False) -> int | None:
-    """`value` as an int >= 1 (see `integer`)."""
-    return integer(value, name, 1, optional)
+    """`value` as an int >= 1: "{name} must be a positive integer"."""
+    return integer(value, name, 1, optional, rule="a positive integer")
 
 
 def non_negative_int(value, name: str, optional: bool = False) -> int | None:
-    """`value` as an int >= 0 (see `integer`)."""
-    return integer(value, name, 0, optional)
+    """`value` as an int >= 0: "{name} must be a non-negative integer"."""
+    return integer(value, name, 0, optional, rule="a non-negative integer")
 
 
 def number(value, name: str, minimum: float | None = None, positive: bool = False) -> float:
@@ -87,15 +89,3 @@ def boolean(value, name: str) -> bool:
     if not isinstance(value, bool):
         raise UserError(f"{name} must be true or false; got {value!r}.")
     return value
-
-
-def _integer_rule(minimum: int | None) -> str:
-    if minimum is None:
-        return "an integer"
-    return {1: "a positive integer", 0: "a non-negative integer"}.get(
-        minimum, f"an integer >= {minimum}"
-    )
-
-
-def _or_none(optional: bool) -> str:
-    return " or None" if optional else ""

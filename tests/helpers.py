@@ -9,7 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_dcgan import DCGAN, get_config
-from keras_dcgan.data import synthetic
+from keras_dcgan.testing import synthetic
 
 
 def tiny_config(**overrides):

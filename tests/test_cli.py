@@ -74,7 +74,7 @@ def test_eval_digits_score_and_missing_inception_weights(tmp_path, monkeypatch):
 
 def test_train_on_a_folder_of_images(tmp_path):
     from keras_dcgan.config import Config
-    from keras_dcgan.data import synthetic
+    from keras_dcgan.testing import synthetic
     from tests.helpers import write_messy_folder
 
     folder = write_messy_folder(str(tmp_path / "images"), synthetic.photo_like_images(22, 40))
@@ -94,7 +94,7 @@ def test_dedup_writes_a_keep_list_without_the_copies(tmp_path):
     import json
     import shutil
 
-    from keras_dcgan.data import synthetic
+    from keras_dcgan.testing import synthetic
 
     folder = tmp_path / "images"
     synthetic.write_image_folder(str(folder), synthetic.photo_like_images(30, 48, seed=1))

@@ -18,9 +18,9 @@ from keras_dcgan.data import (
     decode_image,
     load_images,
     open_source,
-    synthetic,
     write_lmdb_subset,
 )
+from keras_dcgan.testing import synthetic
 from tests.helpers import write_messy_folder
 
 
@@ -401,7 +401,7 @@ def test_a_truncated_lmdb_is_one_line_and_exit_1_in_the_cli(tmp_path, command):
 def test_reading_a_whole_lmdb_does_not_keep_its_pages_in_the_resident_set(tmp_path, monkeypatch):
     """LMDB reads through a memory map: without the periodic drop, a pass over LSUN's 43 GiB
     leaves 43 GiB of file pages in the process's RSS."""
-    from keras_dcgan.data import sources
+    from keras_dcgan.data.sources import lmdb as lmdb_source
 
     def rss_file_kib():
         with open("/proc/self/status") as f:
@@ -412,12 +412,12 @@ def test_reading_a_whole_lmdb_does_not_keep_its_pages_in_the_resident_set(tmp_pa
     synthetic.write_lmdb(path, [rng.bytes(40_000) for _ in range(2_000)])  # 80 MB of values
     grown = {}
     for label, every in (("kept", 1 << 60), ("dropped", 1 << 20)):
-        monkeypatch.setattr(sources, "RELEASE_EVERY_BYTES", every)
+        monkeypatch.setattr(lmdb_source, "RELEASE_EVERY_BYTES", every)
         source = LmdbSource(path)
         before = rss_file_kib()
         for item_id in source.all_ids():
             source.read(item_id)
         grown[label] = rss_file_kib() - before
-        sources._release_mapped_pages(source._environment(), f"{path}/data.mdb", 1 << 62)
+        lmdb_source._release_mapped_pages(source._environment(), f"{path}/data.mdb", 1 << 62)
     assert grown["kept"] > 60_000, grown  # the map's pages stay resident without the drop
     assert grown["dropped"] < 15_000, grown

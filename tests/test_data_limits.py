@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from keras_dcgan.config import DataConfig
-from keras_dcgan.data import FolderSource, SkippedImage, decode, synthetic
+from keras_dcgan.data import FolderSource, SkippedImage, decode
+from keras_dcgan.testing import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +71,15 @@ def test_an_image_above_the_pixel_budget_is_skipped_from_its_header(tmp_path):
         calls.append(args[0])
         return real(*args, **kwargs)
 
-    import keras_dcgan.data.sources as sources
+    import keras_dcgan.data.sources.folder as folder
 
-    original, sources.decode_file = sources.decode_file, counting
+    original, folder.decode_file = folder.decode_file, counting
     try:
         for _ in range(2):  # a second epoch does not open it again
             with pytest.raises(SkippedImage, match="above the pixel budget"):
                 source.load("bomb.png", 64, 3)
     finally:
-        sources.decode_file = original
+        folder.decode_file = original
     assert len(calls) == 1 and source.skip_log.items() == {"bomb.png": "above the pixel budget"}
 
 

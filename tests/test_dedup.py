@@ -19,13 +19,14 @@ import numpy as np
 import pytest
 
 from keras_dcgan.data import dedup
+from keras_dcgan.testing import planted as planted_lib
 
 NUM_BASE, COPIES = 150, 20
 
 
 @pytest.fixture(scope="module")
 def planted():
-    return dedup.planted_duplicates(NUM_BASE, COPIES, seed=0)
+    return planted_lib.planted_duplicates(NUM_BASE, COPIES, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_planted_fixture(planted):
     assert len(planted.ids) == len(set(planted.ids)) == n
     assert len(planted.pairs) == 3 * COPIES
     kinds = {copy.split("~")[1] for _, copy in planted.pairs}
-    assert kinds == set(dedup.COPY_KINDS)
+    assert kinds == set(planted_lib.COPY_KINDS)
     assert {i.split("/")[0] for i in planted.ids} >= {"china", "flower", "field", "shapes"}
     # the copies are near, not exact, duplicates of their originals
     index = {ident: k for k, ident in enumerate(planted.ids)}
@@ -51,7 +52,7 @@ def test_planted_fixture(planted):
         a, b = planted.images[index[original]], planted.images[index[copy]]
         assert not np.array_equal(a, b)
     # same seed, same fixture
-    again = dedup.planted_duplicates(NUM_BASE, COPIES, seed=0)
+    again = planted_lib.planted_duplicates(NUM_BASE, COPIES, seed=0)
     assert again.ids == planted.ids and np.array_equal(again.images, planted.images)
 
 
@@ -119,7 +120,7 @@ def test_training_is_deterministic_for_a_seed(planted):
 
 def test_planted_duplicates_found_exact(model, planted):
     result = dedup.find_duplicates(planted.images, planted.ids, model=model)
-    scores = dedup.pair_scores(result.groups, planted)
+    scores = planted_lib.pair_scores(result.groups, planted)
     assert scores.reported_pairs > 0
     assert scores.precision >= 0.9, scores
     assert scores.recall >= 0.3, scores
@@ -128,23 +129,23 @@ def test_planted_duplicates_found_exact(model, planted):
 def test_planted_duplicates_found_within_hamming_2(model, planted):
     exact = dedup.find_duplicates(planted.images, planted.ids, model=model)
     near = dedup.find_duplicates(planted.images, planted.ids, model=model, max_hamming=2)
-    scores = dedup.pair_scores(near.groups, planted)
+    scores = planted_lib.pair_scores(near.groups, planted)
     assert scores.precision >= 0.85, scores
     assert scores.recall >= 0.6, scores
     assert near.num_duplicates >= exact.num_duplicates
 
 
 def test_pair_scores():
-    planted = dedup.PlantedDuplicates(
+    planted = planted_lib.PlantedDuplicates(
         images=np.zeros((5, 32, 32, 3), np.uint8),
         ids=["a", "a~jpeg", "b", "b~shift", "c"],
         pairs=[("a", "a~jpeg"), ("b", "b~shift")],
         base={"a": "a", "a~jpeg": "a", "b": "b", "b~shift": "b", "c": "c"},
     )
-    scores = dedup.pair_scores([["a", "a~jpeg", "c"]], planted)
+    scores = planted_lib.pair_scores([["a", "a~jpeg", "c"]], planted)
     assert (scores.reported_pairs, scores.true_pairs) == (3, 1)
     assert scores.precision == pytest.approx(1 / 3) and scores.recall == 0.5
-    assert dedup.pair_scores([], planted).recall == 0.0
+    assert planted_lib.pair_scores([], planted).recall == 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,7 +303,7 @@ def test_other_bad_arguments(model, planted):
     with pytest.raises(ValueError, match="epochs and batch_size must be >= 1"):
         dedup.train_autoencoder(planted.images[:2], epochs=0)
     with pytest.raises(ValueError, match="Unknown copy kind"):
-        dedup.planted_duplicates(10, 1, kinds=["rotate"])
+        planted_lib.planted_duplicates(10, 1, kinds=["rotate"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,7 +313,7 @@ def test_other_bad_arguments(model, planted):
 def _planted_lmdb(tmp_path, planted, unusable=()):
     """The planted images as an LSUN-style LMDB of PNGs (lossless: the crops read back exactly),
     plus `unusable` values that do not decode. Returns (folder, ids in the LMDB's order)."""
-    from keras_dcgan.data import synthetic
+    from keras_dcgan.testing import synthetic
 
     values = [synthetic.encode(image, "PNG") for image in planted.images] + list(unusable)
     path = str(tmp_path / "planted_lmdb")

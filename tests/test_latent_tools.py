@@ -39,7 +39,7 @@ def points(n, z_dim=Z_DIM, seed=0):
 def test_lerp_gives_the_serving_interpolate_signatures_latents(gan):
     import tensorflow as tf
 
-    from keras_dcgan.export import _Endpoints
+    from keras_dcgan.serving.export import _Endpoints
 
     z0, z1 = points(2)
     t = np.linspace(0, 1, 10, dtype=np.float32)

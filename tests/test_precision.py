@@ -259,7 +259,7 @@ def test_xla_step_equals_the_plain_step():
 
 
 def test_samples_and_exports_are_float32_and_uint8_whatever_the_policy(tmp_path):
-    from keras_dcgan.export import export_generator
+    from keras_dcgan.serving.export import export_generator
 
     reference = _gan("float32")
     served = {}

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_dcgan.data import synthetic
+from keras_dcgan.testing import synthetic
 from keras_dcgan.training import TrainingDiverged, load_trained, train
 from keras_dcgan.training.checkpoints import checkpoint_files
 from tests.helpers import batches, dcgan_env, random_images, tiny_config, write_messy_folder

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_dcgan.data import synthetic
 from keras_dcgan.paths import PathError
+from keras_dcgan.testing import synthetic
 from keras_dcgan.training import load_trained, train
 from keras_dcgan.training.checkpoints import (
     ConfigFileError,
@@ -402,8 +402,8 @@ def test_a_start_killed_before_its_first_step_does_not_bind_the_folder(tmp_path,
 # ------------------------------------------------------------------------------- bad paths
 @pytest.mark.parametrize("kind", ["a file", "inside a file"])
 def test_output_paths_that_are_files_are_one_line_errors(tmp_path, kind):
-    from keras_dcgan.export import export_generator
     from keras_dcgan.images import save_grid
+    from keras_dcgan.serving.export import export_generator
 
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
@@ -459,7 +459,7 @@ def test_read_only_model_dir_output_and_export_base_are_one_line_errors(tmp_path
     prefix = _read_only_prefix(str(tmp_path / "ro"))
     driver = f"""
 import json
-from keras_dcgan.export import export_run
+from keras_dcgan.training import export_run
 from keras_dcgan.images import save_grid
 from keras_dcgan.paths import PathError
 from keras_dcgan.training import load_trained, train

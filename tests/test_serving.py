@@ -19,8 +19,8 @@ from PIL import Image
 from tensorflow_serving.apis import prediction_log_pb2
 
 from keras_dcgan import images as image_utils
-from keras_dcgan.export import WARMUP_FILE, export_generator, versions
 from keras_dcgan.serving import GeneratorClient, LocalModelServer
+from keras_dcgan.serving.export import WARMUP_FILE, export_generator, versions
 from tests.helpers import REPO, batches, dcgan_env, random_images, tiny_gan
 
 

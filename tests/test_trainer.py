@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from keras_dcgan.config import Config
-from keras_dcgan.data import load_digits, synthetic
+from keras_dcgan.data import load_digits
+from keras_dcgan.testing import synthetic
 from keras_dcgan.training import load_trained, train
 from tests.helpers import batches, random_images, tiny_config, write_messy_folder
 

@@ -49,13 +49,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from keras_dcgan import latent
+from keras_dcgan import latent, validation
 from keras_dcgan.analysis.latent_walks import check_seeds
 from keras_dcgan.errors import UserError
 
@@ -143,16 +142,6 @@ def _where(index) -> str:
     return f"samples[{index}]"
 
 
-def _is_int(value) -> bool:
-    """An int (Python or NumPy), not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_number(value) -> bool:
-    """A finite int or float (Python or NumPy), not a bool."""
-    return (_is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(value)
-
-
 def parse_boxes(data, image_size: int | None = None, source: str = "the box file") -> BoxSet:
     """Validates annotations (the dict of a box file, module doc) and returns a `BoxSet`.
 
@@ -167,7 +156,7 @@ def parse_boxes(data, image_size: int | None = None, source: str = "the box file
         if key not in data:
             raise UserError(f"{source}: missing key {key!r}.")
     size = data["image_size"]
-    if not _is_int(size) or size < 1:
+    if not validation.is_int(size) or size < 1:
         raise UserError(f"{source}: image_size must be a positive integer; got {size!r}.")
     if image_size is not None and size != image_size:
         raise UserError(
@@ -192,7 +181,7 @@ def parse_boxes(data, image_size: int | None = None, source: str = "the box file
         if unknown:
             raise UserError(f"{where}: unknown keys {unknown}; allowed: {sorted(SAMPLE_KEYS)}.")
         seed = sample["seed"]
-        if not _is_int(seed) or not INT64[0] <= int(seed) <= INT64[1]:
+        if not validation.is_int(seed) or not INT64[0] <= int(seed) <= INT64[1]:
             raise UserError(f"{where}: seed must be an integer (int64); got {seed!r}.")
         if int(seed) in seen:
             raise UserError(
@@ -204,7 +193,11 @@ def parse_boxes(data, image_size: int | None = None, source: str = "the box file
             raise UserError(f"{where}: boxes must be a list of [x0, y0, x1, y1]; got {boxes!r}.")
         for j, box in enumerate(boxes):
             at = f"{where}.boxes[{j}]"
-            if not isinstance(box, list) or len(box) != 4 or not all(map(_is_number, box)):
+            if (
+                not isinstance(box, list)
+                or len(box) != 4
+                or not all(map(validation.is_number, box))
+            ):
                 raise UserError(f"{at} must be 4 finite numbers [x0, y0, x1, y1]; got {box!r}.")
             x0, y0, x1, y1 = box
             if not (x1 > x0 and y1 > y0):

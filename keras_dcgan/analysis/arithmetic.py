@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_dcgan import validation
 from keras_dcgan.analysis.latent_walks import (
     Grid,
     check_latents,
@@ -165,8 +166,7 @@ def neighbours(z, num: int = 8, scale: float = 0.25, seed: int = 0) -> np.ndarra
     import tensorflow as tf
 
     z = _vector(z, "z")
-    if isinstance(num, bool) or not isinstance(num, numbers.Integral) or num < 0:
-        raise UserError(f"num (the number of neighbours) must be an integer >= 0; got {num!r}.")
+    validation.integer(num, "num (the number of neighbours)", minimum=0)
     scale = _check_scale(scale)
     (seed,) = check_seeds([seed], "seed")
     unit = tf.random.stateless_uniform(

@@ -53,6 +53,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from keras_dcgan import validation
 from keras_dcgan.errors import UserError
 
 GRID = 4  # the paper's 4 x 4 spatial grid
@@ -131,22 +132,16 @@ def get_protocol(name: str, labels: int | str | None = None, val_size: int | Non
     return protocol
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _check_protocol(p: Protocol) -> None:
-    if p.labels is not None and (not _is_int(p.labels) or p.labels < 1):
+    if p.labels is not None and (not validation.is_int(p.labels) or p.labels < 1):
         raise UserError(f"labels must be a positive integer or 'all'; got {p.labels!r}.")
     if p.labels is None and p.test_split is None:
         raise UserError(
             f"Protocol {p.name!r} tests on the examples left after training and validation: "
             "give a number of labels, not 'all'."
         )
-    if not _is_int(p.val_size) or p.val_size < 1:
-        raise UserError(f"val_size must be a positive integer; got {p.val_size!r}.")
-    if not _is_int(p.repeats) or p.repeats < 1:
-        raise UserError(f"repeats must be a positive integer; got {p.repeats!r}.")
+    validation.positive_int(p.val_size, "val_size")
+    validation.positive_int(p.repeats, "repeats")
 
 
 # ------------------------------------------------------------------------------------ features
@@ -198,23 +193,22 @@ class FeatureExtractor:
 
     def __init__(self, discriminator, batch_size: int = 256):
         _check_discriminator(discriminator)
-        if not _is_int(batch_size) or batch_size < 1:
-            raise UserError(f"batch_size must be a positive integer; got {batch_size!r}.")
         self.discriminator = discriminator
-        self.batch_size = int(batch_size)
+        self.batch_size = validation.positive_int(batch_size, "batch_size")
         self.dim = feature_dim(discriminator)
         self._fns = {}
 
     def _fn(self, dtype: str):
         import tensorflow as tf
 
-        from keras_dcgan.data.sources import to_model_range
+        from keras_dcgan.images import to_model_range
 
         if dtype not in self._fns:
             d = self.discriminator
 
             def features(images):
-                images = to_model_range(images)  # uint8 -> [-1, 1] as the input pipeline does
+                if images.dtype == tf.uint8:  # uint8 -> [-1, 1] as the input pipeline does
+                    images = to_model_range(images)
                 maps = d.block_outputs(images, training=False)
                 pooled = [pool_to_grid(tf.cast(m, tf.float32)) for m in maps]
                 return tf.concat([tf.reshape(p, (tf.shape(p)[0], -1)) for p in pooled], axis=1)
@@ -468,47 +462,11 @@ def load_protocol_data(
     from keras_dcgan.data.sources import TfdsSource
 
     source = TfdsSource(protocol.dataset, data_dir=data_dir, download=download)
-    features = source.builder.info.features
-    if "label" not in features or not hasattr(features["label"], "num_classes"):
-        raise UserError(f"TFDS {protocol.dataset!r} has no class 'label' feature.")
-    if not source.builder.is_prepared():
-        where = source.builder.data_dir
-        if not download:
-            raise UserError(f"TFDS {protocol.dataset!r} is not prepared under {where!r}.")
-        try:
-            source.builder.download_and_prepare()
-        except Exception as e:  # no network, a missing extra, a full disk ...
-            raise UserError(
-                f"TFDS {protocol.dataset!r} is not prepared under {where!r} and preparing it "
-                f"failed ({type(e).__name__}: {e}). Prepare it where the network is reachable "
-                f"(e.g. `tfds build {protocol.dataset} --data_dir=DIR`) and pass that data_dir."
-            ) from None
-    pool = _tfds_arrays(source, protocol.train_split, image_size, channels)
-    test = _tfds_arrays(source, protocol.test_split, image_size, channels)
-    return LabelledImages(*pool, *test, int(features["label"].num_classes), protocol.dataset)
-
-
-def _tfds_arrays(source, split, image_size, channels):
-    import tensorflow as tf
-
-    from keras_dcgan.data.sources import square_resize
-
-    try:
-        ds = source.builder.as_dataset(split=split, shuffle_files=False)
-    except Exception as e:
-        raise UserError(f"Cannot read TFDS {source.name!r} split {split!r}: {e}") from None
-    ds = ds.map(
-        lambda ex: (square_resize(ex["image"], image_size, channels), ex["label"]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    images, labels = [], []
-    for image, label in ds.batch(1024).prefetch(2).as_numpy_iterator():
-        images.append(image)
-        labels.append(label)
-    if not images:
-        raise UserError(f"TFDS {source.name!r} split {split!r} is empty.")
-    return np.concatenate(images), np.concatenate(labels).astype(np.int64)
+    num_classes = source.num_classes()
+    source.prepare()
+    pool = source.labelled_arrays(protocol.train_split, image_size, channels)
+    test = source.labelled_arrays(protocol.test_split, image_size, channels)
+    return LabelledImages(*pool, *test, num_classes, protocol.dataset)
 
 
 @dataclasses.dataclass
@@ -700,10 +658,8 @@ def compare_discriminators(
         protocol = get_protocol(protocol)
     _check_protocol(protocol)
     grid = _check_C_grid(C_grid)
-    if not _is_int(seed) or seed < 0:
-        raise UserError(f"seed must be a non-negative integer; got {seed!r}.")
-    if not _is_int(batch_size) or batch_size < 1:
-        raise UserError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    validation.non_negative_int(seed, "seed")
+    validation.positive_int(batch_size, "batch_size")
     from keras_dcgan.models import random_discriminator
 
     d = discriminator

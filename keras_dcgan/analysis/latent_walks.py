@@ -5,7 +5,7 @@ show whether G has memorised (sharp jumps) or learned smooth transitions. Fig. 4
 images, each row interpolating between random points.
 
     lerp(z0, z1, t)           linear: z0 + t (z1 - z0), the serving `interpolate` signature's
-                              formula (keras_dcgan.export), bit for bit for t < 1
+                              formula (keras_dcgan.serving.export), bit for bit for t < 1
     slerp(z0, z1, t)          spherical: along the great circle between the directions of z0, z1
     walk(points, steps)       a path p0 -> p1 -> ... : `steps` latents per segment, both ends
                               included, shared ends counted once: (P - 1) * (steps - 1) + 1 rows
@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_dcgan import validation
 from keras_dcgan.errors import UserError
 from keras_dcgan.options import check_z_prior
 
@@ -238,8 +239,7 @@ def random_paths(rows: int, points: int = 2, seed: int = 0) -> list[list[int]]:
     """`rows` paths of `points` latent seeds each, reproducible from `seed` (values in
     [0, 2**31)): the "series of random points" of Fig. 4."""
     for name, value, least in (("rows", rows, 1), ("points", points, 2)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
-            raise UserError(f"{name} must be an integer >= {least}; got {value!r}.")
+        validation.integer(value, name, minimum=least)
     (seed,) = check_seeds([seed], "seed")
     rng = np.random.default_rng(seed % 2**64)
     return rng.integers(0, 2**31, size=(rows, points)).tolist()

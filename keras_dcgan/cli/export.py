@@ -14,7 +14,7 @@ _MODEL_NAME = flags.DEFINE_string("model_name", "dcgan", "Model name in the warm
 
 
 def main(argv: list[str]) -> int | None:
-    from keras_dcgan.export import export_run
+    from keras_dcgan.training import export_run
 
     path = export_run(
         _MODEL_DIR.value,

@@ -16,6 +16,7 @@ from keras_dcgan.data.preprocessing import check_dataset, check_images_spec, ima
 from keras_dcgan.errors import UserError
 from keras_dcgan.models.discriminator import Discriminator
 from keras_dcgan.models.generator import Generator
+from keras_dcgan.networks import NETWORKS_HELP, generator_z_dim
 
 log = logging.getLogger(__name__)
 _FROM_CONFIG = object()  # an argument left out: the ModelConfig's value
@@ -28,32 +29,6 @@ def default_optimizer(
     return keras.optimizers.Adam(
         learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, name=name
     )
-
-
-NETWORKS_HELP = (
-    "Any Keras model works as G if it maps z float32 [N, z_dim] to images [N, S, S, C] in "
-    "[-1, 1] (S a power of two, C 1 or 3; e.g. a Sequential that starts with "
-    "keras.Input((z_dim,)) and ends in tanh), and as D if it maps those images to one logit per "
-    "image, [N, 1]."
-)
-
-
-def generator_z_dim(generator) -> int:
-    """The latent size G takes: its `z_dim` attribute (the package's `Generator`), else the width
-    of its input, [N, z_dim] (a Sequential or functional model with an Input)."""
-    z_dim = getattr(generator, "z_dim", None)
-    if z_dim is None:
-        try:
-            shape = tuple(generator.input_shape)
-        except (AttributeError, ValueError, TypeError):
-            shape = None
-        if shape is None or len(shape) != 2 or not shape[1]:
-            raise UserError(
-                f"Cannot tell the latent size of the generator {generator.name!r}: give it an "
-                f"input layer (keras.Input((z_dim,))) or a z_dim attribute. {NETWORKS_HELP}"
-            )
-        z_dim = shape[1]
-    return int(z_dim)
 
 
 def _output_shape(model, input_shape, what: str) -> tuple:
@@ -521,13 +496,13 @@ class DCGAN(keras.Model):
                **kwargs):  # fmt: skip
         """Writes the generator as a TF Serving SavedModel at `filepath` (a new folder, e.g.
         `exports/dcgan/1`): the same SavedModel as `dcgan export`, with the signatures
-        `serving_default` (z), `from_seeds` and `interpolate` (see `keras_dcgan.export`).
+        `serving_default` (z), `from_seeds` and `interpolate` (see `keras_dcgan.serving.export`).
 
-        `kwargs` are those of `keras_dcgan.export.write_saved_model` (max_batch, model_name,
-        warmup). For a new version under a TF Serving base path, use
-        `keras_dcgan.export.export_generator(gan, export_base)`.
+        `kwargs` are those of `keras_dcgan.serving.export.write_saved_model` (max_batch,
+        model_name, warmup). For a new version under a TF Serving base path, use
+        `keras_dcgan.serving.export.export_generator(gan, export_base)`.
         """
-        from keras_dcgan.export import write_saved_model
+        from keras_dcgan.serving.export import write_saved_model
 
         if format != "tf_saved_model":
             raise UserError(

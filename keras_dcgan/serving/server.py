@@ -57,7 +57,7 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
-from keras_dcgan.export import versions
+from keras_dcgan.serving.export import versions
 
 log = logging.getLogger(__name__)
 

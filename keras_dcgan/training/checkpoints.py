@@ -629,3 +629,13 @@ def load_trained(model_dir: str) -> tuple[Config, DCGAN]:
     if checkpointer.restore() is None:
         raise FileNotFoundError(f"{model_dir} holds no checkpoint yet.")
     return config, gan
+
+
+def export_run(model_dir: str, export_base: str, **kwargs) -> str:
+    """Exports the generator of a run folder's latest checkpoint as a new TF Serving version
+    under `export_base`; returns its folder (see `keras_dcgan.serving.export.export_generator`,
+    which takes `kwargs`)."""
+    from keras_dcgan.serving.export import export_generator
+
+    _, gan = load_trained(model_dir)
+    return export_generator(gan, export_base, **kwargs)

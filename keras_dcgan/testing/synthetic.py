@@ -1,4 +1,5 @@
-"""Generated image sources for tests, benchmarks and notebook smoke runs (nothing downloaded).
+"""Test and benchmark fixture: generated image sources for tests, benchmarks and notebook smoke
+runs (nothing downloaded; not used by the library itself).
 
 `photo_like_images` crops and rescales the two photographs that ship inside scikit-learn
 (`load_sample_images`: a temple in China, a flower), so JPEG sizes and decode costs are those of

@@ -1,4 +1,4 @@
-"""The generator as a TF Serving SavedModel: `export_generator(...)`, `export_run(model_dir, ...)`.
+"""The generator as a TF Serving SavedModel: `export_generator(gan, export_base)`.
 
 `<export_base>/<version>/` holds a SavedModel with these signatures (every input and output has
 a batch dimension N, as TF Serving's server-side batching and REST row format need):
@@ -36,6 +36,8 @@ import tensorflow as tf
 
 from keras_dcgan import latent, validation
 from keras_dcgan.errors import UserError
+from keras_dcgan.images import to_uint8
+from keras_dcgan.networks import generator_z_dim
 from keras_dcgan.options import check_z_prior
 from keras_dcgan.paths import check_writable_folder, ensure_folder, write_failure
 
@@ -54,11 +56,6 @@ def versions(export_base: str) -> list[int]:
         if name.isdigit() and os.path.isfile(os.path.join(export_base, name, "saved_model.pb")):
             found.append(int(name))
     return sorted(found)
-
-
-def _to_uint8(images: tf.Tensor) -> tf.Tensor:
-    # The same rounding as keras_dcgan.images.to_uint8 (both round half to even).
-    return tf.cast(tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
 
 
 def float32_twin(generator):
@@ -99,7 +96,7 @@ class _Endpoints:
         ]
 
     def _render(self, z):
-        images = _to_uint8(self.generator(z, training=False))
+        images = to_uint8(self.generator(z, training=False))
         png = tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)
         return {"images": images, "png_bytes": png}
 
@@ -190,8 +187,6 @@ def write_saved_model(
         z_prior, z_dim = generator.z_prior, generator.z_dim
         generator = generator.generator
     else:
-        from keras_dcgan.models.dcgan import generator_z_dim
-
         z_dim = generator_z_dim(generator)
     check_z_prior(z_prior)
     max_batch = validation.positive_int(max_batch, "max_batch")
@@ -255,11 +250,3 @@ def _write_warmup(path: str, z_dim: int, model_name: str) -> None:
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )
             writer.write(log.SerializeToString())
-
-
-def export_run(model_dir: str, export_base: str, **kwargs) -> str:
-    """Exports the generator of a run folder's latest checkpoint (see `export_generator`)."""
-    from keras_dcgan.training import load_trained
-
-    _, gan = load_trained(model_dir)
-    return export_generator(gan, export_base, **kwargs)

@@ -1,0 +1,202 @@
+"""`TfdsSource`: a TensorFlow Datasets dataset (`--dataset=mnist`, or "tfds:NAME"), and
+`square_resize`, the crop and resize of decoded image tensors (what Pillow does for the other
+sources)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from keras_dcgan.data.decode import TOO_SMALL
+from keras_dcgan.data.pipeline import epoch_seed, keep_set
+from keras_dcgan.data.sources.base import ImageSource
+from keras_dcgan.errors import UserError
+
+LSUN_HELP = (
+    "TFDS cannot prepare LSUN on TF 2.21 (its builder needs tensorflow-io). Download LSUN's "
+    "LMDB export instead (README, 'Getting LSUN': http://dl.yf.io/lsun/scenes/"
+    "bedroom_train_lmdb.zip, 42.77 GiB), unzip it and pass --dataset=/data/bedroom_train_lmdb."
+)
+
+
+class TfdsSource(ImageSource):
+    """A TensorFlow Datasets dataset with an "image" feature (the pipeline drops the labels;
+    `labelled_arrays` gives them, for the classification protocols of `keras_dcgan.analysis`).
+
+    Prepared data under `data_dir` is used as is; otherwise it is downloaded and prepared first
+    (`download=True`), except LSUN, which TFDS cannot prepare on TF 2.21 (reading an unprepared
+    LSUN raises an error that points to the LMDB route).
+    """
+
+    kind = "tfds"
+    shuffles_fully = False  # shuffled files, then a buffer
+    skips_by_id = False
+
+    def __init__(self, name: str, data_dir: str | None = None, download: bool = True):
+        import tensorflow_datasets as tfds
+
+        super().__init__(name)
+        try:
+            self.builder = tfds.builder(name, data_dir=data_dir)
+        except Exception as e:  # tfds raises DatasetNotFoundError and friends
+            raise UserError(f"Unknown TFDS dataset {name!r}: {e}") from None
+        self.download = download and not name.startswith("lsun")
+        features = getattr(self.builder.info, "features", None)
+        if features is not None and "image" not in features:
+            raise UserError(f"TFDS {name!r} has no 'image' feature (features: {list(features)}).")
+
+    def num_examples(self, split="train", holdout_fraction=0.0, keep_list=None) -> int | None:
+        if keep_list is not None:
+            return None
+        try:
+            return int(self.builder.info.splits[split].num_examples)
+        except Exception:
+            return None
+
+    def examples(self, image_size, channels, *, split="train", holdout_fraction=0.0,
+                 keep_list=None, small_images="upscale", shuffle=False, seed=0,
+                 input_context=None, epoch=None, skip_examples=0):  # fmt: skip
+        import tensorflow_datasets as tfds
+
+        if skip_examples:
+            raise UserError("TFDS sources skip whole batches (ImageSource.dataset).")
+        if epoch is not None:
+            seed = epoch_seed(seed, epoch)
+
+        if holdout_fraction:
+            raise UserError(
+                "holdout_fraction is for folders and LMDBs; for TFDS use a split such as "
+                "'train[:90%]'."
+            )
+        if split == "all":
+            split = "+".join(self.builder.info.splits.keys())
+        if self.download and not self.builder.is_prepared():
+            self.builder.download_and_prepare()
+        read_config = tfds.ReadConfig(
+            shuffle_seed=seed, input_context=input_context, add_tfds_id=True
+        )
+        try:
+            ds = self.builder.as_dataset(
+                split=split, shuffle_files=shuffle, read_config=read_config
+            )
+        except Exception as e:
+            if self.name.startswith("lsun"):
+                raise UserError(
+                    f"TFDS {self.name!r} is not prepared under {self.builder.data_dir!r}. "
+                    f"{LSUN_HELP}"
+                ) from None
+            raise UserError(f"Cannot read TFDS {self.name!r} split {split!r}: {e}") from None
+        keep = keep_set(keep_list)
+        if keep is not None:
+            table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(sorted(keep), tf.string), tf.ones(len(keep), tf.int32)
+                ),
+                default_value=0,
+            )
+            ds = ds.filter(lambda ex: table.lookup(ex["tfds_id"]) > 0)
+        skip_log, size = self.skip_log, image_size
+
+        def record_small(item_id, height, width):
+            self_id = bytes(item_id).decode("utf-8", "replace")
+            skip_log.add(self_id, TOO_SMALL, f"{width}x{height} < {size}")
+            return False
+
+        def usable(ex):
+            shape = tf.shape(ex["image"])
+            small = tf.minimum(shape[0], shape[1]) < image_size
+            return tf.cond(
+                small,
+                lambda: tf.numpy_function(
+                    record_small, [ex["tfds_id"], shape[0], shape[1]], tf.bool, stateful=True
+                ),
+                lambda: tf.constant(True),
+            )
+
+        if small_images == "skip":
+            ds = ds.filter(usable)
+        return ds.map(
+            lambda ex: (ex["tfds_id"], square_resize(ex["image"], image_size, channels)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def fingerprint(self) -> str:
+        return f"tfds:{self.builder.info.full_name}:{self.builder.data_dir}"
+
+    def num_classes(self) -> int:
+        """The number of classes of the dataset's "label" feature; UserError when it has none."""
+        features = self.builder.info.features
+        if "label" not in features or not hasattr(features["label"], "num_classes"):
+            raise UserError(f"TFDS {self.name!r} has no class 'label' feature.")
+        return int(features["label"].num_classes)
+
+    def prepare(self) -> None:
+        """Downloads and prepares the data under `data_dir` unless it is there (with `download`);
+        one-line UserErrors when it is missing and cannot be prepared."""
+        if self.builder.is_prepared():
+            return
+        where = self.builder.data_dir
+        if not self.download:
+            raise UserError(f"TFDS {self.name!r} is not prepared under {where!r}.")
+        try:
+            self.builder.download_and_prepare()
+        except Exception as e:  # no network, a missing extra, a full disk ...
+            raise UserError(
+                f"TFDS {self.name!r} is not prepared under {where!r} and preparing it "
+                f"failed ({type(e).__name__}: {e}). Prepare it where the network is reachable "
+                f"(e.g. `tfds build {self.name} --data_dir=DIR`) and pass that data_dir."
+            ) from None
+
+    def labelled_arrays(self, split: str, image_size: int, channels: int):
+        """(uint8 images [N, size, size, channels], int64 labels [N]) of a whole split, in its
+        stored order: the images as the pipeline crops and resizes them (`square_resize`, no
+        image skipped), the "label" feature beside them. The data must be prepared."""
+        try:
+            ds = self.builder.as_dataset(split=split, shuffle_files=False)
+        except Exception as e:
+            raise UserError(f"Cannot read TFDS {self.name!r} split {split!r}: {e}") from None
+        ds = ds.map(
+            lambda ex: (square_resize(ex["image"], image_size, channels), ex["label"]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        images, labels = [], []
+        for image, label in ds.batch(1024).prefetch(2).as_numpy_iterator():
+            images.append(image)
+            labels.append(label)
+        if not images:
+            raise UserError(f"TFDS {self.name!r} split {split!r} is empty.")
+        return np.concatenate(images), np.concatenate(labels).astype(np.int64)
+
+
+def square_resize(image: tf.Tensor, image_size: int, channels: int) -> tf.Tensor:
+    """A decoded uint8 image [H, W, C] (C 1, 3 or 4) -> uint8 [size, size, channels]: centre crop
+    to a square, area resize (bicubic when upscaling), channels converted (alpha dropped)."""
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank == 2:
+        image = image[..., None]
+    image = image[..., :3] if image.shape[-1] == 4 else image
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
+    image = image[top : top + side, left : left + side]
+    area = tf.image.resize(image, (image_size, image_size), method="area")
+    bicubic = tf.image.resize(image, (image_size, image_size), method="bicubic")
+    image = tf.where(side >= image_size, area, bicubic)
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    if channels == 1 and image.shape[-1] == 3:
+        image = tf.image.rgb_to_grayscale(image)
+    elif channels == 3 and image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    return tf.ensure_shape(image, (image_size, image_size, channels))
+
+
+def looks_like_tfds(name: str) -> bool:
+    """Whether `name` (e.g. "mnist", "lsun/bedroom", "cifar10:3.0.2") is a TFDS builder."""
+    import tensorflow_datasets as tfds
+
+    try:  # the local registry only (list_builders() also asks a remote community index)
+        tfds.builder_cls(name.split("/")[0].split(":")[0])
+    except Exception:
+        return False
+    return True
