@@ -138,6 +138,11 @@ class ConvNetwork(keras.Model):
         return self._block_names + tuple(layer.name for layer in self._all_layers())
 
     # Running ---------------------------------------------------------------------------
+    def _build_if_needed(self) -> None:
+        # All at once: layers built one by one as they are called would make `build()` fail.
+        if not self.built:
+            self.build()
+
     def _build_blocks(self, input_shape):
         """Builds every block's layers from `input_shape`; returns the last output spec."""
         x = keras.KerasTensor(input_shape)
@@ -150,7 +155,8 @@ class ConvNetwork(keras.Model):
     def block_outputs(self, x, training=False):
         """The output of every block (after its activation), in order: `block_outputs(x)[i]`
         is block i's feature map [N, side, side, channels] (the network's input `x` as in
-        `call`)."""
+        `call`). Builds the network first if need be."""
+        self._build_if_needed()
         outputs = []
         for block in self.blocks:
             for layer in block:
@@ -164,8 +170,9 @@ class ConvNetwork(keras.Model):
 
         A block's output is that of its activation, e.g. [N, side, side, channels]; a layer's
         is that layer's (a `_bn` layer's: after BatchNorm, before the activation). Only the
-        layers up to the last one needed run.
+        layers up to the last one needed run. Builds the network first if need be.
         """
+        self._build_if_needed()
         names = [names] if isinstance(names, str) else list(names)
         unknown = [name for name in names if name not in self.tap_names]
         if unknown:
