@@ -1,16 +1,19 @@
 """Files written by earlier versions still load: a run folder and a `.keras` file written before
 G's and D's layers were named (issue 19; tests/data/make_run_folder_v0.py made them)."""
 
+import io
 import os
 import shutil
+import zipfile
 
+import h5py
 import keras
 import numpy as np
 
 from keras_dcgan import DCGAN
 from keras_dcgan.training import load_trained
 from keras_dcgan.training.checkpoints import RunCheckpointer, checkpoint_files
-from tests.helpers import batches, random_images
+from tests.helpers import batches, random_images, tiny_gan
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -76,3 +79,18 @@ def test_keras_v0_loads(tmp_path):
     # And it saves and loads again (with this version's layout).
     gan.save(str(tmp_path / "again.keras"))
     _check(keras.saving.load_model(str(tmp_path / "again.keras")), _expected())
+
+
+def test_the_dcgan_has_no_weights_of_its_own_but_the_noise_state(tmp_path):
+    """What `DCGAN.save_own_variables` relies on: every variable of the DCGAN is G's, D's, a
+    metric's or the noise state, so the noise state is all its `.keras` `vars` entry holds."""
+    gan = tiny_gan(r1_gamma=1.0)
+    gan.fit(batches(random_images(8, size=32, channels=3), 8), epochs=1, verbose=0)
+    theirs = gan.generator.variables + gan.discriminator.variables + [gan.seed_generator.state]
+    theirs += [v for metric in gan.metrics for v in metric.variables]
+    assert {id(v) for v in gan.variables} <= {id(v) for v in theirs}
+    path = str(tmp_path / "gan.keras")
+    gan.save(path)
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as f:
+        with h5py.File(io.BytesIO(f.read()), "r") as weights:
+            assert list(weights["vars"].keys()) == ["noise_seed_state"]
