@@ -9,6 +9,7 @@ import zipfile
 import h5py
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_dcgan import DCGAN
 from keras_dcgan.training import load_trained
@@ -62,6 +63,15 @@ def test_run_folder_v0_resumes_and_saves(tmp_path):
         "ckpt-1",
         "ckpt-2",
     ]
+    # The new checkpoint keys G's and D's variables by layer and variable name (TF writes the
+    # "/" in "up1_bn/moving_mean" as ".S"), every one of them.
+    reader = tf.train.load_checkpoint(f"{model_dir}/checkpoints/ckpt-2")
+    for network, keyed in (("generator", gan.generator), ("discriminator", gan.discriminator)):
+        for layer, variables in keyed.variables_by_layer().items():
+            for name in variables:
+                key = f"{network}/{layer}.S{name}/.ATTRIBUTES/VARIABLE_VALUE"
+                assert reader.has_tensor(key), key
+    assert not reader.has_tensor("generator/0/.ATTRIBUTES/VARIABLE_VALUE")
     _, again = load_trained(model_dir)
     for mine, theirs in zip(
         again.generator.variables + again.discriminator.variables + again.g_optimizer.variables,
