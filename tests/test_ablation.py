@@ -26,7 +26,7 @@ def model_hidden(gan, seeds):
 
 def output_block(gan, features):
     x = features
-    for layer in gan.generator.blocks[-1]:
+    for layer in gan.generator.get_block("output"):
         x = layer(x, training=False)
     return x.numpy()
 

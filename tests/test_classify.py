@@ -75,11 +75,11 @@ def test_random_discriminator_is_seeded():
     a, b, c = tiny_discriminator(3), tiny_discriminator(3), tiny_discriminator(4)
     for va, vb in zip(a.weights, b.weights, strict=True):
         np.testing.assert_array_equal(va.numpy(), vb.numpy())
-    kernel = a.blocks[0][0].kernel.numpy()
-    assert not np.allclose(kernel, c.blocks[0][0].kernel.numpy())
+    kernel = a.get_layer("down0_conv").kernel.numpy()
+    assert not np.allclose(kernel, c.get_layer("down0_conv").kernel.numpy())
     assert abs(kernel.std() - 0.02) < 0.005  # the training init, N(0, 0.02)
     copy = random_discriminator(a, seed=3)  # the architecture of a Discriminator
-    np.testing.assert_array_equal(copy.blocks[0][0].kernel.numpy(), kernel)
+    np.testing.assert_array_equal(copy.get_layer("down0_conv").kernel.numpy(), kernel)
 
 
 # ---------------------------------------------------------------------------------- protocols

@@ -27,7 +27,8 @@ def reference_gradient(d, image, feature, row, col, rule):
     inference mode) and activations; the backward pass goes through the linear parts with
     tf.GradientTape and applies the activation rule explicitly."""
     h, parts = tf.constant(image[None]), []
-    for block in d.blocks:
+    for name in d.block_names:
+        block = d.get_block(name)
         linear = block[:-1]
 
         def f(t, linear=linear):

@@ -16,8 +16,12 @@ POOLING = (
 )
 
 
+def _blocks(model):
+    return [model.get_block(name) for name in model.block_names]
+
+
 def _layers(model):
-    return [layer for block in model.blocks for layer in block]
+    return [layer for block in _blocks(model) for layer in block]
 
 
 def _tiny(size=32, channels=3, **kw):
@@ -55,9 +59,9 @@ def test_rule_batchnorm_everywhere_but_g_output_and_d_input():
     g, d = Generator.from_model_config(mc), Discriminator.from_model_config(mc)
     is_bn = lambda la: isinstance(la, keras.layers.BatchNormalization)  # noqa: E731
     # G: every block but the last (output) has a BatchNorm.
-    assert [any(map(is_bn, b)) for b in g.blocks] == [True, True, True, True, False]
+    assert [any(map(is_bn, b)) for b in _blocks(g)] == [True, True, True, True, False]
     # D: every block but the first (input) has one.
-    assert [any(map(is_bn, b)) for b in d.blocks] == [False, True, True, True]
+    assert [any(map(is_bn, b)) for b in _blocks(d)] == [False, True, True, True]
     # The ablation switches all of them off.
     off = ModelConfig(batch_norm=False)
     for model in (Generator.from_model_config(off), Discriminator.from_model_config(off)):
@@ -70,8 +74,8 @@ def test_rule_no_fully_connected_hidden_layers():
     g_dense = [la for la in _layers(g) if isinstance(la, keras.layers.Dense)]
     # G: only the projection of z, reshaped to 4x4x1024.
     assert len(g_dense) == 1 and g_dense[0].units == 4 * 4 * 1024
-    assert isinstance(g.blocks[0][1], keras.layers.Reshape)
-    assert g.blocks[0][1].target_shape == (4, 4, 1024)
+    assert isinstance(g.get_block("project")[1], keras.layers.Reshape)
+    assert g.get_block("project")[1].target_shape == (4, 4, 1024)
     # D: its last conv is flattened straight into one logit.
     assert not any(isinstance(la, keras.layers.Dense) for la in _layers(d))
     assert d.logit.units == 1
@@ -80,10 +84,10 @@ def test_rule_no_fully_connected_hidden_layers():
 def test_rule_activations():
     mc = get_config("paper64").model
     g, d = Generator.from_model_config(mc), Discriminator.from_model_config(mc)
-    for block in g.blocks[:-1]:
+    for block in _blocks(g)[:-1]:
         assert block[-1].get_config()["activation"] == "relu"
-    assert g.blocks[-1][-1].get_config()["activation"] == "tanh"
-    for block in d.blocks:
+    assert _blocks(g)[-1][-1].get_config()["activation"] == "tanh"
+    for block in _blocks(d):
         assert isinstance(block[-1], keras.layers.LeakyReLU)
         assert block[-1].negative_slope == pytest.approx(0.2)
 
@@ -102,10 +106,10 @@ def test_weights_initialised_from_normal_0_002():
     mc = get_config("paper64").model
     g = Generator.from_model_config(mc)
     g.build()
-    kernel = np.asarray(g.blocks[1][0].kernel)
+    kernel = np.asarray(g.get_block("up1")[0].kernel)
     assert abs(kernel.mean()) < 1e-3
     assert kernel.std() == pytest.approx(0.02, rel=0.05)
-    gamma = np.asarray(g.blocks[1][1].gamma)
+    gamma = np.asarray(g.get_block("up1")[1].gamma)
     assert gamma.mean() == pytest.approx(1.0, abs=0.01)
 
 
@@ -129,3 +133,56 @@ def test_config_round_trip(cls):
     shape = (2, 8) if cls is Generator else (2, 32, 32, 1)
     x = np.random.default_rng(0).uniform(-1, 1, shape).astype("float32")
     np.testing.assert_allclose(clone(x), model(x), rtol=1e-6)
+
+
+def test_layers_and_blocks_are_named():
+    mc = get_config("paper64").model
+    g, d = Generator.from_model_config(mc), Discriminator.from_model_config(mc)
+    assert g.block_names == ("project", "up1", "up2", "up3", "output")
+    assert [la.name for la in g.layers] == [
+        "project_dense", "project_reshape", "project_bn", "project_act",
+        *[f"up{i}_{kind}" for i in (1, 2, 3) for kind in ("conv", "bn", "act")],
+        "output_conv", "output_tanh",
+    ]  # fmt: skip
+    assert d.block_names == ("down0", "down1", "down2", "down3")
+    assert [la.name for la in d.layers] == [
+        "down0_conv", "down0_act",
+        *[f"down{i}_{kind}" for i in (1, 2, 3) for kind in ("conv", "bn", "act")],
+        "flatten", "logit",
+    ]  # fmt: skip
+    assert [la.name for la in d.get_block("down1")] == ["down1_conv", "down1_bn", "down1_act"]
+    assert g.get_layer("up2_conv") is g.get_block("up2")[0]
+    off = Generator.from_model_config(ModelConfig(batch_norm=False))
+    assert [la.name for la in off.get_block("up1")] == ["up1_conv", "up1_act"]
+    with pytest.raises(ValueError, match="No block 'up9'"):
+        g.get_block("up9")
+    # The checkpoint keys: {layer: {variable: ...}}, every variable once.
+    g.build()
+    keyed = g.variables_by_layer()
+    assert list(keyed["up1_bn"]) == ["gamma", "beta", "moving_mean", "moving_variance"]
+    assert sorted(id(v) for vs in keyed.values() for v in vs.values()) == sorted(
+        id(v) for v in g.variables
+    )
+
+
+def test_outputs_by_name():
+    mc = _tiny(32, 3)
+    g, d = Generator.from_model_config(mc), Discriminator.from_model_config(mc)
+    z = keras.random.uniform((2, mc.z_dim), -1, 1)
+    blocks = g.block_outputs(z)
+    assert [tuple(b.shape) for b in blocks] == [(2, 4, 4, 16), (2, 8, 8, 8), (2, 16, 16, 4),
+                                                (2, 32, 32, 3)]  # fmt: skip
+    tapped = g.outputs_by_name(z, ["output", "up1", "up1_bn"])
+    assert list(tapped) == ["output", "up1", "up1_bn"]
+    for name, block in zip(g.block_names, blocks, strict=True):
+        np.testing.assert_array_equal(g.block_output(z, name), block)
+    np.testing.assert_array_equal(tapped["up1"], blocks[1])
+    np.testing.assert_array_equal(tapped["output"], g(z))
+    bn = g.get_block("up1")[1](g.get_block("up1")[0](blocks[0]), training=False)
+    np.testing.assert_array_equal(tapped["up1_bn"], bn)
+    images = g(z)
+    np.testing.assert_array_equal(d.block_output(images, "logit"), d(images))
+    assert d.block_output(images, "flatten").shape == (2, 4 * 4 * 16)
+    np.testing.assert_array_equal(d.block_output(images, "down2"), d.block_outputs(images)[-1])
+    with pytest.raises(ValueError, match="No block or layer"):
+        d.outputs_by_name(images, ["down0", "up1"])

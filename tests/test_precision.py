@@ -93,7 +93,7 @@ def test_float16_step_matches_float32_step_from_the_same_weights():
     assert half.generator(z, training=True).dtype == tf.float32
     assert half.discriminator(images, training=True).dtype == tf.float32
     assert all(v.dtype == "float32" for v in half.generator.variables)
-    assert half.generator.blocks[1][0].compute_dtype == "float16"
+    assert half.generator.get_layer("up1_conv").compute_dtype == "float16"
 
 
 def test_global_float16_policy_gets_loss_scaling_from_compile_and_with_user_optimizers(
@@ -124,7 +124,7 @@ def test_global_float16_policy_gets_loss_scaling_from_compile_and_with_user_opti
         g_optimizer=LSO(keras.optimizers.Adam(2e-4, beta_1=0.5)),
         d_optimizer=LSO(keras.optimizers.Adam(2e-4, beta_1=0.5)),
     )
-    assert user.generator.blocks[1][0].compute_dtype == "float16"
+    assert user.generator.get_layer("up1_conv").compute_dtype == "float16"
     assert 0.7 < four_steps(user) / full < 1.4, four_steps.__doc__
 
 
@@ -184,7 +184,7 @@ def test_the_scale_grows_after_its_interval():
 def test_bfloat16_trains_with_finite_losses_and_float32_outputs():
     reference = _gan("float32")
     gan = _gan("mixed_bfloat16", reference)
-    assert gan.generator.blocks[1][0].compute_dtype == "bfloat16"
+    assert gan.generator.get_layer("up1_conv").compute_dtype == "bfloat16"
     assert not isinstance(gan.g_optimizer, LSO)  # bfloat16 has float32's range: no scaling
     history = gan.fit(batches(random_images(32, seed=5), 8), epochs=2, verbose=0)
     assert set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake"}
@@ -209,7 +209,7 @@ def test_keras_file_and_checkpoint_keep_the_policy_and_the_scales(tmp_path, glob
     loaded = keras.models.load_model(path)
     for network in (loaded.generator, loaded.discriminator):
         assert network.dtype_policy.name == "mixed_float16"
-        assert network.blocks[1][0].compute_dtype == "float16"
+        assert network.get_block(network.block_names[1])[0].compute_dtype == "float16"
     assert float(loaded.g_optimizer.dynamic_scale) == 512.0
     assert float(loaded.d_optimizer.dynamic_scale) == 2048.0
     assert int(loaded.g_optimizer.step_counter) == 5

@@ -326,7 +326,8 @@ def test_checkpoints_written_before_the_run_state_still_restore(tmp_path):
         batch_in_epoch=tf.Variable(5, dtype=tf.int64),
         preview_seeds=tf.Variable(np.arange(16, dtype=np.int64)),
     )
-    manager = tf.train.CheckpointManager(make_checkpoint(gan, **state),
+    # As they were: G's and D's variables by position too (by_name=False).
+    manager = tf.train.CheckpointManager(make_checkpoint(gan, by_name=False, **state),
                                          os.path.join(model_dir, "checkpoints"), 3)  # fmt: skip
     manager.save(checkpoint_number=5)
     with pytest.raises(ValueError, match="after 5 batches of 8"):

@@ -7,8 +7,9 @@ the same images negative), dropped "all feature maps with weights greater than z
 all spatial locations, and rendered new samples with and without them: the windows mostly vanish
 or turn into other objects.
 
-Here the "second highest layer" is the output of G's last hidden block (the input of the output
-transposed convolution; 32x32 x widths[-1] maps for a 64 px model). The steps:
+Here the "second highest layer" is the output of G's last hidden block (`block_names[-2]`, e.g.
+`up3` for a 64 px model; the input of the output transposed convolution, block `output`; 32x32 x
+widths[-1] maps for a 64 px model). The steps:
 
 1. `load_boxes(path)`: the annotations, validated (schema below).
 2. `hidden_features(gan, seeds)`: that layer's activations for the annotated seeds (inference
@@ -250,7 +251,7 @@ def boxes_to_mask(boxes, image_size: int, layer_size: int) -> np.ndarray:
 # ------------------------------------------------------------------------ the layer
 def _generator(gan):
     generator = getattr(gan, "generator", None)
-    if generator is None or not hasattr(generator, "blocks"):
+    if generator is None or not hasattr(generator, "block_names"):
         raise UserError(f"Expected a DCGAN (with a generator); got {type(gan).__name__}.")
     return generator
 
@@ -279,11 +280,9 @@ def check_channels(channels, num_channels: int) -> np.ndarray:
 
 
 def _hidden(generator, z):
-    x = z
-    for block in generator.blocks[:-1]:
-        for layer in block:
-            x = layer(x, training=False)
-    return x
+    """G's second-highest layer (the output of block `block_names[-2]`, the input of the
+    output block) for z [N, z_dim], in inference mode: [N, side, side, widths[-1]]."""
+    return generator.block_output(z, generator.block_names[-2], training=False)
 
 
 def _drop(features, channels, num_channels):
@@ -295,8 +294,10 @@ def _drop(features, channels, num_channels):
 
 
 def _output(generator, features):
+    """G's output block (`block_names[-1]`: convolution and tanh) on `_hidden`'s features, in
+    inference mode: images [N, H, W, C] in [-1, 1]."""
     x = features
-    for layer in generator.blocks[-1]:
+    for layer in generator.get_block(generator.block_names[-1]):
         x = layer(x, training=False)
     return x
 

@@ -14,7 +14,9 @@ the backward pass, the usual choice: gradient = incoming * [input > 0] * [incomi
 0.2 slope's contribution on negative inputs is dropped). The forward pass is unchanged (the
 model's LeakyReLU), BatchNorm runs in inference mode (moving statistics), so every image's
 gradient depends on that image alone. The rule is applied with `tf.custom_gradient` around each
-activation layer while D's blocks are run one layer at a time: no global gradient override.
+activation layer while D's blocks (`Discriminator.get_block`, by name: `down0`, `down1`, ...) are
+run one layer at a time: no global gradient override. A `layer` argument is a block index (the
+CLI's layer number) and names block `discriminator.block_names[layer]`.
 The probed unit itself is differentiated from its pre-activation (see `gradients`): the same
 for the usual positive maximum, and not an empty picture for a feature that never fires.
 
@@ -79,7 +81,7 @@ class GuidedBackprop:
 def _discriminator(model):
     """The discriminator of a `DCGAN` (or the network itself), checked for what we need."""
     network = getattr(model, "discriminator", model)
-    if not hasattr(network, "blocks") or not hasattr(network, "image_size"):
+    if not hasattr(network, "block_names") or not hasattr(network, "image_size"):
         raise UserError(
             f"Expected a Discriminator (or a DCGAN); got {type(model).__name__}, which has no "
             "convolution blocks."
@@ -90,14 +92,15 @@ def _discriminator(model):
 
 
 def _layer_index(network, layer: int) -> int:
-    n = len(network.blocks)
+    n = len(network.block_names)
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
         raise UserError(f"layer must be a block index in [{-n}, {n - 1}]; got {layer!r}.")
     return int(layer) % n
 
 
 def _block_channels(network, layer: int) -> int:
-    return int(network.blocks[layer][0].filters)
+    """Channels of block `layer`'s output: its convolution's filters."""
+    return int(network.get_block(network.block_names[layer])[0].filters)
 
 
 def layer_info(discriminator, layer: int = -1) -> tuple[int, int, int]:
@@ -191,11 +194,13 @@ def _guided(layer):
 
 
 def _forward(network, images, layer: int, rule: str, pre_activation: bool = False):
-    """Runs blocks 0..layer of `network` in inference mode; with rule "guided", every ReLU-like
-    activation backpropagates with the guided rule. `pre_activation`: stop before the last
-    block's activation (its input is returned)."""
+    """Runs blocks 0..layer of `network` (`block_names[:layer + 1]`) on images [N, H, W, C] in
+    inference mode, returning block `layer`'s output [N, side, side, channels]; with rule
+    "guided", every ReLU-like activation backpropagates with the guided rule. `pre_activation`:
+    stop before the last block's activation (its input is returned)."""
     x = images
-    for b, block in enumerate(network.blocks[: layer + 1]):
+    for b, name in enumerate(network.block_names[: layer + 1]):
+        block = network.get_block(name)
         for i, lay in enumerate(block):
             is_relu = _relu_slope(lay) is not None
             if pre_activation and b == layer and i == len(block) - 1 and is_relu:

@@ -109,6 +109,7 @@ def batch_norm(
     synchronized: bool,
     fused: bool = True,
     dtype=None,
+    name: str | None = None,
 ):
     """BatchNorm with gamma ~ N(1, init_stddev), as the paper's code initialises it."""
     fused = fused and not synchronized
@@ -119,12 +120,14 @@ def batch_norm(
         synchronized=synchronized,
         gamma_initializer=keras.initializers.RandomNormal(1.0, init_stddev),
         dtype=dtype,
+        name=name,
     )
 
 
-def activation(name: str, leaky_slope: float = 0.2, dtype=None):
-    if name == "leaky_relu":
-        return keras.layers.LeakyReLU(negative_slope=leaky_slope, dtype=dtype)
-    if name in ("relu", "elu"):
-        return keras.layers.Activation(name, dtype=dtype)
-    raise UserError(f"Unknown activation {name!r}; use relu, leaky_relu or elu.")
+def activation(kind: str, leaky_slope: float = 0.2, dtype=None, name: str | None = None):
+    """The activation layer `kind` ("relu", "leaky_relu" or "elu"), named `name`."""
+    if kind == "leaky_relu":
+        return keras.layers.LeakyReLU(negative_slope=leaky_slope, dtype=dtype, name=name)
+    if kind in ("relu", "elu"):
+        return keras.layers.Activation(kind, dtype=dtype, name=name)
+    raise UserError(f"Unknown activation {kind!r}; use relu, leaky_relu or elu.")

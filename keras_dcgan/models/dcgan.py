@@ -478,16 +478,16 @@ class DCGAN(keras.Model):
         )
         return config
 
-    # The noise SeedGenerator's state is not a layer variable, so `.keras` files would drop it;
-    # save it too, so that training resumed from a saved model draws the same noise.
+    # The DCGAN's own state in a `.keras` file (its `vars` entry; G, D, the optimizers and the
+    # metrics have their own entries). It creates no weights of its own (no `add_weight`: the
+    # weights are G's and D's; tests/test_compat.py checks), so that state is the noise
+    # SeedGenerator's int state [2] alone, which Keras would drop (it is not a layer weight):
+    # saved, so that training resumed from a saved model draws the same noise. Keras' keys for
+    # own weights ("0", "1", ...) therefore never held anything for a DCGAN; they are ignored.
     def save_own_variables(self, store):
-        super().save_own_variables(store)
         store["noise_seed_state"] = self.seed_generator.state.numpy()
 
     def load_own_variables(self, store):
-        own = self._trainable_variables + self._non_trainable_variables
-        for i, variable in enumerate(own):
-            variable.assign(store[f"{i}"])
         if "noise_seed_state" in store:
             self.seed_generator.state.assign(store["noise_seed_state"])
 

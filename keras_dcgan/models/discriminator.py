@@ -33,6 +33,11 @@ class Discriminator(ConvNetwork):
 
     Call: `discriminator(images, training=False)` with images float32 [N, H, W, C] in [-1, 1]
     returns float32 logits [N, 1]. `block_outputs(images)` gives every block's feature map.
+
+    Names (`ConvNetwork` taps them): blocks `down0` ... `down{k}` (side image_size / 2**(i+1),
+    `widths[i]` channels; k = len(widths) - 1). Layers: `down<i>_conv`, `down<i>_bn` (not in
+    `down0`, nor without `batch_norm`), `down<i>_act`; then `flatten` [N, 16 * widths[-1]] and
+    `logit` [N, 1]. Block i of `block_names` is the CLI's layer i.
     """
 
     def __init__(
@@ -64,18 +69,25 @@ class Discriminator(ConvNetwork):
             **kwargs,
         )
         self.leaky_slope = leaky_slope
-        self.blocks = []
+        blocks = []
         for i, width in enumerate(self.widths):
-            block = [self._strided(_layers.Conv2D, width, use_bias=not batch_norm)]
+            name = f"down{i}"
+            block = [self._strided(_layers.Conv2D, width, not batch_norm, name=f"{name}_conv")]
             if batch_norm and i > 0:  # the input layer gets no BatchNorm (the paper's rule)
-                block.append(self._norm())
-            block.append(self._activation("leaky_relu", leaky_slope))
-            self.blocks.append(block)
-        self.flatten = keras.layers.Flatten(dtype=self.dtype_policy)
+                block.append(self._norm(f"{name}_bn"))
+            block.append(self._activation("leaky_relu", f"{name}_act", leaky_slope))
+            blocks.append((name, block))
+        self._set_blocks(blocks)
+        self.flatten = keras.layers.Flatten(dtype=self.dtype_policy, name="flatten")
         # One logit, computed in float32 under mixed precision: the losses take float32 logits.
         self.logit = keras.layers.Dense(
-            1, use_bias=False, kernel_initializer=self._initializer(), dtype="float32"
-        )
+            1, use_bias=False, kernel_initializer=self._initializer(), dtype="float32",
+            name="logit",
+        )  # fmt: skip
+        self._check_names()
+
+    def _head_layers(self) -> list:
+        return [self.flatten, self.logit]
 
     def build(self, input_shape=None):
         if self.built:  # e.g. built by deserialization already
@@ -126,9 +138,8 @@ def random_discriminator(architecture, seed: int = 0):
             raise UserError(f"Expected a ModelConfig or a Discriminator; got {architecture!r}.")
         discriminator = Discriminator.from_model_config(architecture)
     discriminator.build()
-    layers = [layer for block in discriminator.blocks for layer in block] + [discriminator.logit]
     count = 0
-    for layer in layers:
+    for layer in discriminator.layers:  # in call order: the blocks' layers, flatten, logit
         for name in ("kernel", "bias", "gamma", "beta"):
             variable = getattr(layer, name, None)
             initializer = getattr(layer, f"{name}_initializer", None)

@@ -34,10 +34,19 @@ class Generator(ConvNetwork):
     Call: `generator(z, training=False)` with z float32 [N, z_dim] returns images float32
     [N, image_size, image_size, channels] in [-1, 1].
 
+    Names (`ConvNetwork` taps them): blocks `project` (4x4, `widths[0]` channels), `up1` ...
+    `up{k}` (side 8 ... 4 * 2**k, `widths[i]` channels; k = len(widths) - 1) and `output`
+    (the image). Layers: `project_dense`, `project_reshape`, `project_bn`, `project_act`;
+    `up<i>_conv`, `up<i>_bn`, `up<i>_act`; `output_conv`, `output_tanh`. No `_bn` layers when
+    `batch_norm` is off. Block i of `block_names` is the CLI's layer i.
+
     Example:
     ```python
     g = Generator(image_size=32, channels=1, z_dim=100, widths=(256, 128, 64))
-    images = g(keras.random.uniform((16, 100), -1, 1))  # (16, 32, 32, 1)
+    z = keras.random.uniform((16, 100), -1, 1)
+    images = g(z)  # (16, 32, 32, 1)
+    g.block_names  # ("project", "up1", "up2", "output")
+    features = g.block_output(z, "up1")  # (16, 8, 8, 128), after up1's ReLU
     ```
     """
 
@@ -73,8 +82,9 @@ class Generator(ConvNetwork):
         self.z_dim = z_dim
         self.activation = activation
 
-        def norm_and_act():
-            return [*([self._norm()] if batch_norm else []), self._activation(activation)]
+        def norm_and_act(block: str):
+            norm = [self._norm(f"{block}_bn")] if batch_norm else []
+            return [*norm, self._activation(activation, f"{block}_act")]
 
         # Project and reshape: one matmul (the paper's "projection"), not a hidden FC layer.
         w0 = self.widths[0]
@@ -83,16 +93,22 @@ class Generator(ConvNetwork):
             use_bias=not batch_norm,
             kernel_initializer=self._initializer(),
             dtype=self.dtype_policy,
+            name="project_dense",
         )
-        reshape = keras.layers.Reshape((4, 4, w0), dtype=self.dtype_policy)
-        self.blocks = [[project, reshape, *norm_and_act()]]
-        for width in self.widths[1:]:
-            up = self._strided(_layers.Conv2DTranspose, width, use_bias=not batch_norm)
-            self.blocks.append([up, *norm_and_act()])
+        reshape = keras.layers.Reshape((4, 4, w0), dtype=self.dtype_policy, name="project_reshape")
+        blocks = [("project", [project, reshape, *norm_and_act("project")])]
+        for i, width in enumerate(self.widths[1:], start=1):
+            up = self._strided(
+                _layers.Conv2DTranspose, width, use_bias=not batch_norm, name=f"up{i}_conv"
+            )
+            blocks.append((f"up{i}", [up, *norm_and_act(f"up{i}")]))
         # Output layer: no BatchNorm, tanh in float32: under mixed precision G's images are
         # float32 (exact [-1, 1]), so D's input, the samples and the exports are float32.
-        out = self._strided(_layers.Conv2DTranspose, channels, use_bias=False)
-        self.blocks.append([out, keras.layers.Activation("tanh", dtype="float32")])
+        out = self._strided(_layers.Conv2DTranspose, channels, use_bias=False, name="output_conv")
+        tanh = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")
+        blocks.append(("output", [out, tanh]))
+        self._set_blocks(blocks)
+        self._check_names()
 
     def build(self, input_shape=None):
         if self.built:  # e.g. built by deserialization already

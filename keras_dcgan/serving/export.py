@@ -58,6 +58,15 @@ def versions(export_base: str) -> list[int]:
     return sorted(found)
 
 
+def _all_layers(model) -> list:
+    """The layers of `model` and, recursively, of the models among them (public `.layers`:
+    a `Generator`'s are all its named layers, in call order)."""
+    layers = []
+    for layer in getattr(model, "layers", ()):
+        layers += [layer, *_all_layers(layer)]
+    return layers
+
+
 def float32_twin(generator):
     """`generator` itself if all its layers compute in float32, else a copy that does, with the
     same weights (which are float32 under any Keras mixed policy).
@@ -65,8 +74,7 @@ def float32_twin(generator):
     Exports compute in float32 whatever precision G was trained in: CPU servers have no fast
     float16 kernels, and the served images do not depend on the hardware's half precision.
     """
-    layers = [generator, *generator._flatten_layers()]
-    if all(layer.compute_dtype == "float32" for layer in layers):
+    if all(layer.compute_dtype == "float32" for layer in [generator, *_all_layers(generator)]):
         return generator
     twin = type(generator).from_config({**generator.get_config(), "dtype": "float32"})
     twin.build()

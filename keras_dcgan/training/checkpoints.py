@@ -52,6 +52,8 @@ SKIPPED_FILE = "skipped_inputs.tsv"
 LOCK_FILE = "run.lock"
 STATE_FILE = "checkpoint"  # TF's CheckpointState, for tf.train.latest_checkpoint and TensorBoard
 _RUN_STATE_KEY = "run_state/batch_size/.ATTRIBUTES/VARIABLE_VALUE"
+# In checkpoints that list G's variables by position (written before issue 19) only.
+_POSITIONAL_KEY = "generator/0/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class RunFolderBusy(PathError):
@@ -62,13 +64,32 @@ class ConfigFileError(PathError):
     """A run folder's config.json cannot be read (the message names the file)."""
 
 
-def make_checkpoint(gan: DCGAN, **state) -> tf.train.Checkpoint:
+def _network_variables(network, by_name: bool):
+    """{"<layer name>/<variable name>": variable} (`network.variables_by_layer()`, one level:
+    the path of a trainable variable must be shorter than the optimizer's, which TF would
+    otherwise save it under) when `by_name` and the network names them (a `Generator`, a
+    `Discriminator`), else the list of its variables in order."""
+    if by_name and hasattr(network, "variables_by_layer"):
+        return {
+            f"{layer}/{name}": variable
+            for layer, variables in network.variables_by_layer().items()
+            for name, variable in variables.items()
+        }
+    return list(network.variables)
+
+
+def make_checkpoint(gan: DCGAN, by_name: bool = True, **state) -> tf.train.Checkpoint:
     """A tf.train.Checkpoint of the GAN's training state plus `state` (tf.Variables).
 
-    G and D are listed by their variables (weights AND BatchNorm moving statistics), in their
-    deterministic creation order: Keras 3 keeps layers held in Python lists out of TF's object
-    graph, so `Checkpoint(generator=model)` would save nothing of them but what the optimizer
-    happens to reference (the trainable weights, not the BatchNorm statistics).
+    G and D are listed by their variables (weights AND BatchNorm moving statistics), keyed by
+    layer and variable name (`ConvNetwork.variables_by_layer`: G's child "up1_bn/moving_mean",
+    which TF's tensor keys write `generator/up1_bn.Smoving_mean/...`, escaping the "/"):
+    Keras 3 keeps layers held in Python lists out of TF's object graph, so
+    `Checkpoint(generator=model)` would save nothing of them but what the optimizer happens to
+    reference (the trainable weights, not the BatchNorm statistics). `by_name=False` lists them
+    by position in `network.variables` (`generator/0`, `generator/1`, ...), as checkpoints
+    written before the layers had names did (and as networks without `variables_by_layer` are
+    always listed): `RunCheckpointer.restore` reads those through it.
 
     Under loss scaling (`mixed_float16`) each optimizer is listed by its inner optimizer (the
     entries of a float32 run: Adam's moments and iterations) and its loss scale apart, as
@@ -89,8 +110,8 @@ def make_checkpoint(gan: DCGAN, **state) -> tf.train.Checkpoint:
             optimizer = optimizer.inner_optimizer
         optimizers[f"{name}_optimizer"] = optimizer
     return tf.train.Checkpoint(
-        generator=list(gan.generator.variables),
-        discriminator=list(gan.discriminator.variables),
+        generator=_network_variables(gan.generator, by_name),
+        discriminator=_network_variables(gan.discriminator, by_name),
         noise_seed_state=gan.seed_generator.state,
         **optimizers,
         **state,
@@ -220,9 +241,15 @@ class RunCheckpointer:
             metric_sums=self.metric_sums,
         )  # fmt: skip
         self.checkpoint = make_checkpoint(gan, **position, run_state=run_state)
-        # Checkpoints written before the run state existed restore through this one.
-        self._legacy_checkpoint = make_checkpoint(gan, **position)
-        for checkpoint in (self.checkpoint, self._legacy_checkpoint):
+        # What restores each layout, keyed (G's and D's variables by name, with run state):
+        # older checkpoints list them by position, and the oldest have no run state.
+        self._layouts = {(True, True): self.checkpoint}
+        for by_name, with_run_state in ((True, False), (False, True), (False, False)):
+            extra = dict(run_state=run_state) if with_run_state else {}
+            self._layouts[by_name, with_run_state] = make_checkpoint(
+                gan, by_name=by_name, **position, **extra
+            )
+        for checkpoint in self._layouts.values():
             # Created now, so that `write` saves it (restore() creates it and expects a value).
             checkpoint.save_counter  # noqa: B018
         self.restored_from = None
@@ -318,9 +345,10 @@ class RunCheckpointer:
         failures = []
         for prefix in reversed(files):
             try:
-                checkpoint = self.checkpoint
-                if not tf.train.load_checkpoint(prefix).has_tensor(_RUN_STATE_KEY):
-                    checkpoint = self._legacy_checkpoint
+                reader = tf.train.load_checkpoint(prefix)
+                with_run_state = reader.has_tensor(_RUN_STATE_KEY)
+                checkpoint = self._layouts[not reader.has_tensor(_POSITIONAL_KEY), with_run_state]
+                if not with_run_state:
                     self.batch_size.assign(0)
                     self.metric_names.assign(0)
                 # expect_partial: a float16 run's loss scales are extra in a float32 model.
