@@ -1,11 +1,13 @@
 """The package's messages: library code logs to `logging.getLogger("keras_dcgan.<module>")`.
 
-So that `train()` in a notebook or a script says what it does without any logging setup (as
-`print` did), the package logger "keras_dcgan" has one handler of its own (`PackageHandler`,
-installed on import): INFO and above to standard output, the message alone ("Warning: ..." for
-warnings and errors). Records also propagate to the root logger as usual (caplog, absl). Take it
-over with the standard API, e.g. `logging.getLogger("keras_dcgan").setLevel("WARNING")`, or
-remove it with `logging.getLogger("keras_dcgan").removeHandler(keras_dcgan.logs.HANDLER)`.
+Messages a user should see by default (a run continued, inputs skipped, a score) are logged at
+`NOTICE` (25, between INFO and WARNING) with `notice(log, ...)`; INFO stays for details. So that
+`train()` in a notebook or a script says what it does without any logging setup (as `print`
+did), the package logger "keras_dcgan" has one handler of its own (`PackageHandler`, installed on
+import): NOTICE and above to standard output, the message alone ("Warning: ..." for warnings and
+errors). Records also propagate to the root logger as usual (caplog, absl). Take it over with the
+standard API, e.g. `logging.getLogger("keras_dcgan").setLevel("WARNING")`, or remove it with
+`logging.getLogger("keras_dcgan").removeHandler(keras_dcgan.logs.HANDLER)`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ import logging
 import sys
 
 PACKAGE_LOGGER = "keras_dcgan"
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
+
+def notice(logger: logging.Logger, message: str, *args) -> None:
+    """Logs a message that the user sees by default (level `NOTICE`)."""
+    logger.log(NOTICE, message, *args)
 
 
 class PackageHandler(logging.StreamHandler):
@@ -22,6 +31,7 @@ class PackageHandler(logging.StreamHandler):
 
     def __init__(self):
         super().__init__(sys.stdout)
+        self.setLevel(NOTICE)
         self.setFormatter(_Formatter())
 
     @property

@@ -14,6 +14,7 @@ from keras_dcgan import augment as augment_lib
 from keras_dcgan import latent, losses, options
 from keras_dcgan.data.preprocessing import check_dataset, check_images_spec, image_part
 from keras_dcgan.errors import UserError
+from keras_dcgan.logs import notice
 from keras_dcgan.models.discriminator import Discriminator
 from keras_dcgan.models.generator import Generator
 from keras_dcgan.networks import NETWORKS_HELP, generator_z_dim
@@ -517,7 +518,7 @@ class DCGAN(keras.Model):
             )
         path = write_saved_model(self, filepath, **kwargs)
         if verbose:
-            log.info("Saved the generator's serving SavedModel at %s", path)
+            notice(log, "Saved the generator's serving SavedModel at %s", path)
         return path
 
     # ----------------------------------------------------------------------------- sampling

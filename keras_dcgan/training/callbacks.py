@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from keras_dcgan import images as image_utils
 from keras_dcgan.errors import UserError
+from keras_dcgan.logs import notice
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def _legacy_metrics(path: str, header: list[str]) -> bool:
         return False
     old = os.path.splitext(path)[0] + ".old.csv"
     os.replace(path, old)
-    log.info("%s had no step column (written by an older version); moved it to %s.", path, old)
+    notice(log, "%s had no step column (written by an older version); moved it to %s.", path, old)
     return True
 
 
@@ -272,7 +273,7 @@ class SkippedInputs(keras.callbacks.Callback):
         if logs is not None:
             logs["skipped_inputs"] = count
         if count > self._reported:
-            log.info("\nEpoch %d: %s so far.", epoch + 1, self.skip_log.summary())
+            notice(log, "\nEpoch %d: %s so far.", epoch + 1, self.skip_log.summary())
             self._reported = count
 
 
@@ -333,7 +334,7 @@ class QualityMetrics(keras.callbacks.Callback):
                         tf.summary.scalar(f"quality/{name}", value, step=step)
             self._writer.flush()
         summary = ", ".join(f"{k} {v:.4g}" for k, v in results.items() if k != "seconds")
-        log.info("\nEpoch %d: %s (%.0f s)", epoch + 1, summary, results["seconds"])
+        notice(log, "\nEpoch %d: %s (%.0f s)", epoch + 1, summary, results["seconds"])
 
 
 class FinalDigitsScore(keras.callbacks.Callback):
@@ -364,5 +365,5 @@ class FinalDigitsScore(keras.callbacks.Callback):
         self.score = default_scorer().score(gan.sample(self.num_samples).numpy())
         with open(self.path, "w") as f:
             json.dump(dataclasses.asdict(self.score), f, indent=2)
-        log.info("%s", self.score.summary())
+        notice(log, "%s", self.score.summary())
         return self.score

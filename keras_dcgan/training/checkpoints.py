@@ -357,7 +357,6 @@ class RunCheckpointer:
                 reason_ = str(e).strip().splitlines()[0][:200] if str(e).strip() else repr(e)
                 log.warning("Checkpoint %s is unreadable (%s); trying the previous one.", prefix,
                             reason_)  # fmt: skip
-                log.warning("checkpoint %s is unreadable (%s); falling back.", prefix, reason_)
                 failures.append(prefix)
                 continue
             if self.skip_log is not None:
@@ -574,9 +573,8 @@ class RunFolder:
                 if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                     os.close(fd)
                     raise
-                log.warning("Cannot lock %s (%s); run one training at a time in it.", path,
-                            reason(e))  # fmt: skip
-                log.warning("cannot lock %s (%s); run one training at a time.", path, reason(e))
+                log.warning("This file system cannot lock %s (%s); run one training at a time "
+                            "in it.", path, reason(e))  # fmt: skip
             # The file may have been deleted (a rolled-back start) between open and lock.
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(path))

@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras_dcgan import data as data_lib
 from keras_dcgan.config import Config
 from keras_dcgan.errors import Error, UserError
+from keras_dcgan.logs import notice
 from keras_dcgan.models import DCGAN
 from keras_dcgan.training import callbacks as callbacks_lib
 from keras_dcgan.training import checkpoints
@@ -174,7 +175,7 @@ def _prepare_run_folder(config: Config, model_dir: str, chief: bool) -> Config |
     saved config (None for a new folder)."""
     saved, replace = _check_resume(config, model_dir)
     if replace and chief:
-        log.info("%s holds only the untrained start of another configuration; replacing it.",
+        notice(log, "%s holds only the untrained start of another configuration; replacing it.",
                  model_dir)  # fmt: skip
         shutil.rmtree(os.path.join(model_dir, checkpoints.CHECKPOINT_DIR), ignore_errors=True)
     if chief:
@@ -250,7 +251,7 @@ def _restore_or_start(checkpointer, config, model_dir, saved, strategy, chief) -
         if chief:  # rows logged after this checkpoint are replayed, and written again
             callbacks_lib.truncate_metrics(os.path.join(model_dir, METRICS_FILE),
                                            checkpointer.steps())  # fmt: skip
-        log.info("Continuing from %s (step %d, epoch %d, batch %d).",
+        notice(log, "Continuing from %s (step %d, epoch %d, batch %d).",
                  checkpointer.restored_from, checkpointer.steps(), epoch + 1, batch)  # fmt: skip
     elif not is_multi_worker(strategy):
         # The state to fall back to if the first steps diverge. (Not with several workers: one
@@ -375,11 +376,11 @@ def _finish(gan, history, reason, checkpointer, folder, run, model_dir, chief) -
     folder.mark_started()  # nothing left to undo: the run folder holds the requested training
     steps = checkpointer.steps()
     if reason == "signal":
-        log.info("Stopped by SIGTERM at step %d; checkpoint written. Run the same command to "
+        notice(log, "Stopped by SIGTERM at step %d; checkpoint written. Run the same command to "
                  "continue.", steps)  # fmt: skip
         return TrainResult(gan, history, model_dir, steps, interrupted=True)
     if history is None:
-        log.info("%s already holds the requested training; nothing to do.", model_dir)
+        notice(log, "%s already holds the requested training; nothing to do.", model_dir)
     if not chief:
         return TrainResult(gan, history, model_dir, steps)
     gan.save(os.path.join(model_dir, FINAL_MODEL))
@@ -393,7 +394,7 @@ def _warn_about_the_global_policy(precision: str) -> None:
     """The run's precision is its config's; says so when the global Keras policy differs."""
     policy = keras.config.dtype_policy().name
     if policy != precision:
-        log.info("Note: the global Keras dtype policy is %s, but this run trains in "
+        notice(log, "Note: the global Keras dtype policy is %s, but this run trains in "
                  "precision=%s (its config's; set the precision field or --precision).",
                  policy, precision)  # fmt: skip
 
