@@ -208,33 +208,18 @@ class ConvNetwork(keras.Model):
         return keyed
 
     # Config ----------------------------------------------------------------------------
+    # The constructor arguments G and D share; a `ModelConfig` has a field of each name.
+    SHARED_ARGUMENTS = ("image_size", "channels", "kernel_size", "batch_norm",
+                        "synchronized_batch_norm", "fused_batch_norm", "init_stddev",
+                        "bn_momentum", "bn_epsilon")  # fmt: skip
+
     def get_config(self):
         config = super().get_config()
-        config.update(
-            image_size=self.image_size,
-            channels=self.channels,
-            widths=list(self.widths),
-            kernel_size=self.kernel_size,
-            batch_norm=self.batch_norm,
-            synchronized_batch_norm=self.synchronized_batch_norm,
-            fused_batch_norm=self.fused_batch_norm,
-            init_stddev=self.init_stddev,
-            bn_momentum=self.bn_momentum,
-            bn_epsilon=self.bn_epsilon,
-        )
+        config.update({name: getattr(self, name) for name in self.SHARED_ARGUMENTS})
+        config.update(widths=list(self.widths))
         return config
 
-    @staticmethod
-    def shared_kwargs(mc) -> dict:
+    @classmethod
+    def shared_kwargs(cls, mc) -> dict:
         """The shared constructor arguments that a `ModelConfig` gives."""
-        return dict(
-            image_size=mc.image_size,
-            channels=mc.channels,
-            kernel_size=mc.kernel_size,
-            batch_norm=mc.batch_norm,
-            synchronized_batch_norm=mc.synchronized_batch_norm,
-            fused_batch_norm=mc.fused_batch_norm,
-            init_stddev=mc.init_stddev,
-            bn_momentum=mc.bn_momentum,
-            bn_epsilon=mc.bn_epsilon,
-        )
+        return {name: getattr(mc, name) for name in cls.SHARED_ARGUMENTS}
