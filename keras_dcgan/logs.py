@@ -5,9 +5,11 @@ Messages a user should see by default (a run continued, inputs skipped, a score)
 `train()` in a notebook or a script says what it does without any logging setup (as `print`
 did), the package logger "keras_dcgan" has one handler of its own (`PackageHandler`, installed on
 import): NOTICE and above to standard output, the message alone ("Warning: ..." for warnings and
-errors). Records also propagate to the root logger as usual (caplog, absl). Take it over with the
-standard API, e.g. `logging.getLogger("keras_dcgan").setLevel("WARNING")`, or remove it with
-`logging.getLogger("keras_dcgan").removeHandler(keras_dcgan.logs.HANDLER)`.
+errors). Like the libraries that do this (TensorFlow's and transformers' loggers), the package
+logger does not propagate to the root logger: a root handler (absl's, or the one any call of
+`logging.warning()` installs) would print every message twice. To route the records through your
+own logging setup instead: `logging.getLogger("keras_dcgan").propagate = True` and
+`.removeHandler(keras_dcgan.logs.HANDLER)`; to quiet it, `.setLevel("WARNING")`.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def install() -> PackageHandler:
             return handler
     handler = PackageHandler()
     logger.addHandler(handler)
+    logger.propagate = False
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
     return handler

@@ -4,6 +4,7 @@ The logical devices must be configured before TensorFlow initialises its runtime
 happens at import, before any test module runs a TF op.
 """
 
+import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,6 +17,12 @@ _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
+
+import keras_dcgan  # noqa: E402, F401 (installs the package's message handler)
+
+# The package logger keeps its records to itself (keras_dcgan.logs); in tests they also reach
+# the root logger, where pytest's caplog collects them.
+logging.getLogger("keras_dcgan").propagate = True
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ its traceback.
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 
 COMMANDS = {
@@ -73,9 +72,6 @@ def run_command(command: str, argv: list[str]) -> None:
             sys.exit(1)
         sys.exit(code or 0)
 
-    # The package's messages go to stdout through its own handler (keras_dcgan.logs), not
-    # through absl's handler on the root logger too (which would repeat its warnings).
-    logging.getLogger("keras_dcgan").propagate = False
     # absl logs at INFO by default, which prints TF's checkpoint chatter between progress bars;
     # warnings only, unless the user passes --verbosity.
     app.run(main, argv=[f"dcgan {command}", "--verbosity=-1", *argv])
