@@ -18,6 +18,7 @@ from keras_dcgan.errors import UserError
 
 # The named choices live in `keras_dcgan.options` (dependency-free); re-exported for callers.
 from keras_dcgan.options import (  # noqa: F401
+    FID_NETWORKS,
     G_ACTIVATIONS,
     PRECISIONS,
     SMALL_IMAGE_POLICIES,
@@ -167,8 +168,12 @@ class TrainConfig:
         eval_metrics: sample-quality metrics computed during training, e.g. ("fid5k", "digits")
             (see `keras_dcgan.evaluation.metrics`).
         eval_every_epochs: how often (in epochs) the eval_metrics are computed.
-        inception_weights: InceptionV3 weights of FID/KID/IS: "imagenet" (the Keras cache), a
-            .h5 path, or "random" (smoke tests only).
+        fid_network: the feature network of FID/KID/IS: "tf_inception_2015" (the 2015
+            Inception graph of TTUR, pytorch-fid, clean-fid, StyleGAN2-ADA: comparable with
+            published FIDs) or "keras_inception_v3" (Keras' InceptionV3: not comparable).
+        inception_weights: that network's weights: "imagenet" (the Keras cache; the reference
+            graph is downloaded at first use), a path (the reference graph's .pb or .tgz, or
+            InceptionV3's .h5), or "random" (keras_inception_v3 only; smoke tests).
         precision: Keras dtype policy of G and D: "float32", "mixed_float16" (GPUs with float16
             tensor cores: T4, V100; each network's loss gets its own dynamic loss scale) or
             "mixed_bfloat16" (A100, L4, H100, TPUs, CPUs with AVX512_BF16). Weights, optimizer
@@ -195,6 +200,7 @@ class TrainConfig:
     max_divergence_retries: int = 3
     eval_metrics: tuple[str, ...] = ()
     eval_every_epochs: int = 1
+    fid_network: str = "tf_inception_2015"
     inception_weights: str = "imagenet"
     precision: str = "float32"
     loss_scale_growth_steps: int = 2000
@@ -202,6 +208,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         options.check_precision(self.precision)
+        options.check_fid_network(self.fid_network)
+        options.check_inception_weights(self.inception_weights, self.fid_network)
         validation.boolean(self.jit_compile, "jit_compile")
         validation.boolean(self.deterministic, "deterministic")
         if self.jit_compile and self.deterministic:

@@ -30,6 +30,9 @@ AUGMENTATIONS = ("translation", "cutout")
 # Sample-quality metric kinds (`keras_dcgan.evaluation.metrics`); all but "digits" take a count.
 METRIC_KINDS = ("fid", "kid", "is", "digits")
 DIGITS_SAMPLES = 1000  # samples of the "digits" score
+# The feature network of FID, KID and IS: the reference 2015 Inception graph (comparable with
+# published FIDs) or Keras' InceptionV3 (not comparable; `keras_dcgan.evaluation`).
+FID_NETWORKS = ("tf_inception_2015", "keras_inception_v3")
 
 
 def check_channels(channels) -> int:
@@ -52,6 +55,25 @@ def check_small_images(policy) -> str:
 
 def check_precision(precision) -> str:
     return validation.one_of(precision, PRECISIONS, "precision")
+
+
+def check_fid_network(network) -> str:
+    return validation.one_of(network, FID_NETWORKS, "fid_network")
+
+
+def check_inception_weights(weights, network: str) -> str:
+    """`weights` for `network`: "imagenet" (the Keras cache), a path, or "random" (Keras'
+    InceptionV3 only: smoke tests)."""
+    if not isinstance(weights, str) or not weights:
+        raise UserError(
+            f"inception_weights must be 'imagenet', a path or 'random'; got {weights!r}."
+        )
+    if weights == "random" and network != "keras_inception_v3":
+        raise UserError(
+            "inception_weights='random' exists only for fid_network='keras_inception_v3' (smoke "
+            "tests); the reference graph has its own weights."
+        )
+    return weights
 
 
 def check_r1_gamma(gamma) -> float:

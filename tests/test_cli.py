@@ -68,8 +68,12 @@ def test_eval_digits_score_and_missing_inception_weights(tmp_path, monkeypatch):
     record = json.loads(open(os.path.join(model_dir, "quality.jsonl")).readlines()[-1])
     assert record["step"] == 2 and "digits_confident_share" in record
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # no weights there
-    out = dcgan("eval", f"--model_dir={model_dir}", "--metrics=fid1k")
+    out = dcgan("eval", f"--model_dir={model_dir}", "--metrics=fid1k",
+                "--fid_network=keras_inception_v3")  # fmt: skip
     assert out.returncode == 1 and "weights are not in the Keras cache" in out.stderr
+    out = dcgan("eval", f"--model_dir={model_dir}", "--metrics=fid1k")  # the reference graph
+    assert out.returncode == 1 and "graph is not in the Keras cache" in out.stderr
+    assert "dcgan fetch_inception" in out.stderr
 
 
 def test_train_on_a_folder_of_images(tmp_path):

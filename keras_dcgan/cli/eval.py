@@ -1,4 +1,11 @@
-"""`dcgan eval`: FID, KID, IS (and the offline digits score) of a trained run."""
+"""`dcgan eval`: FID, KID, IS (and the offline digits score) of a trained run.
+
+FID and KID compare N samples (seeds 0..N-1) with the first N images of the dataset's split, on the
+2048-d pool features of the reference 2015 Inception graph (--fid_network=tf_inception_2015, as
+TTUR, pytorch-fid, clean-fid and StyleGAN2-ADA: comparable with published FIDs; downloaded once,
+see `dcgan fetch_inception`); IS uses its 1008-way logits, 10 splits. 50k is the usual count
+(fid50k). --fid_network=keras_inception_v3 uses Keras' InceptionV3 (not comparable).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,10 @@ _DATA_DIR = _flags.define_config_flag(
     config_lib.DataConfig, "data_dir", __name__, default_text="the run's"
 )
 _SPLIT = flags.DEFINE_string("split", "train", "Split of the real images.")
+_NETWORK = _flags.define_config_flag(
+    config_lib.TrainConfig, "fid_network", __name__, default="tf_inception_2015",
+    choices=config_lib.FID_NETWORKS,
+)  # fmt: skip
 _WEIGHTS = _flags.define_config_flag(
     config_lib.TrainConfig, "inception_weights", __name__, default="imagenet"
 )
@@ -37,10 +48,11 @@ def main(argv: list[str]) -> int | None:
     config, gan = load_trained(_MODEL_DIR.value)
     source, network = metric_inputs(
         _METRICS.value, _DATASET.value or config.dataset,
-        _DATA_DIR.value or config.data.data_dir, _WEIGHTS.value,
+        _DATA_DIR.value or config.data.data_dir, _WEIGHTS.value, fid_network=_NETWORK.value,
     )  # fmt: skip
     results = evaluate(gan, _METRICS.value, source, network, _SPLIT.value)
-    record = {"step": iterations(gan), "inception_weights": _WEIGHTS.value, **results}
+    record = {"step": iterations(gan), "fid_network": _NETWORK.value,
+              "inception_weights": _WEIGHTS.value, **results}  # fmt: skip
     path = _OUTPUT.value or os.path.join(_MODEL_DIR.value, "quality.jsonl")
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -48,4 +60,6 @@ def main(argv: list[str]) -> int | None:
         print(f"{name}: {value:.6g}")
     if _WEIGHTS.value == "random":
         print("(random InceptionV3 weights: these numbers mean nothing)")
+    elif _NETWORK.value == "keras_inception_v3" and set(results) - {"seconds"}:
+        print("(Keras' InceptionV3: not comparable with published FIDs; see the README)")
     print(f"Appended to {path}")

@@ -16,6 +16,10 @@ COMMANDS = {
     "sample": ("keras_dcgan.cli.sample", "render a PNG grid from a trained run folder"),
     "dedup": ("keras_dcgan.cli.dedup", "find near-duplicate images, write a keep-list"),
     "eval": ("keras_dcgan.cli.eval", "FID, KID, IS or the digits score of a trained run"),
+    "fetch_inception": (
+        "keras_dcgan.cli.fetch_inception",
+        "download and check the reference Inception graph of FID",
+    ),
     "export": ("keras_dcgan.cli.export", "write a run's generator as a TF Serving SavedModel"),
     "serve": ("keras_dcgan.cli.serve", "serve exported versions (TF Serving's gRPC and REST)"),
     "interpolate": ("keras_dcgan.cli.interpolate", "latent walks between seeds (paper Fig. 4)"),
@@ -29,7 +33,7 @@ HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-?")
 
 def usage() -> str:
     lines = ["usage: dcgan <command> [--flags]   (dcgan <command> --help for its flags)", ""]
-    lines += [f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<15} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -27,7 +27,12 @@ import numpy as np
 
 from keras_dcgan.errors import UserError
 from keras_dcgan.evaluation import stats as stats_lib
-from keras_dcgan.options import METRIC_KINDS, parse_metric
+from keras_dcgan.options import (
+    METRIC_KINDS,
+    check_fid_network,
+    check_inception_weights,
+    parse_metric,
+)
 
 KINDS = METRIC_KINDS  # the names of the registered kinds (`REGISTRY`)
 
@@ -185,18 +190,12 @@ def metric_inputs(
     data_dir: str | None = None,
     inception_weights: str = "imagenet",
     source=None,
+    fid_network: str = "tf_inception_2015",
 ) -> tuple:
     """(source, network) that the named metrics need, None for what they do not: the dataset's
-    `ImageSource` (unless `source` is given) and the Inception network of `inception_weights`
-    ("imagenet", a .h5 path, or "random" for smoke tests)."""  # fmt: skip
+    `ImageSource` (unless `source` is given) and the feature network (`feature_network`)."""
     needs_real, needs_network = needs(metrics)
-    network = None
-    if needs_network:
-        from keras_dcgan.evaluation.inception import InceptionFeatures
-
-        network = InceptionFeatures(
-            weights=None if inception_weights == "random" else inception_weights
-        )
+    network = feature_network(fid_network, inception_weights) if needs_network else None
     if needs_real and source is None:
         from keras_dcgan.data import open_source
 
@@ -204,19 +203,36 @@ def metric_inputs(
     return (source if needs_real else None), network
 
 
+def feature_network(fid_network: str = "tf_inception_2015", weights: str = "imagenet"):
+    """The feature network of FID, KID and IS: "tf_inception_2015", the reference graph
+    (`tf_inception.ReferenceInception`; `weights` "imagenet" is the Keras cache, downloaded at
+    first use, else the .pb or .tgz path), or "keras_inception_v3" (`inception.InceptionFeatures`;
+    "imagenet", an .h5 path, or "random" for smoke tests). Both take images in [-1, 1] and
+    return (pool [N, 2048], probabilities [N, classes])."""
+    check_fid_network(fid_network)
+    check_inception_weights(weights, fid_network)
+    if fid_network == "keras_inception_v3":
+        from keras_dcgan.evaluation.inception import InceptionFeatures
+
+        return InceptionFeatures(weights=None if weights == "random" else weights)
+    from keras_dcgan.evaluation.tf_inception import ReferenceInception
+
+    return ReferenceInception(None if weights == "imagenet" else weights)
+
+
 def evaluate(gan, metrics, source=None, network=None, split: str = "train",
              cache_dir: str | None = None) -> dict[str, float]:  # fmt: skip
     """Computes the named metrics; returns {"fid10k": ..., "kid10k": ..., "kid10k_std": ...,
     "is10k": ..., "is10k_std": ..., "seconds": ...}.
 
-    `source` (an `ImageSource`) gives the real images of FID and KID; `network` (an
-    `InceptionFeatures`) the features of all three; "digits" needs neither (see `REGISTRY`).
+    `source` (an `ImageSource`) gives the real images of FID and KID; `network` (see
+    `feature_network`) the features of all three; "digits" needs neither (see `REGISTRY`).
     """
     start = time.perf_counter()
     parsed = [(name, *parse_metric(name)) for name in metrics]
     needs_real, needs_network = needs(metrics)
     if needs_network and network is None:
-        raise UserError("FID, KID and IS need the feature network (InceptionFeatures).")
+        raise UserError("FID, KID and IS need the feature network (see feature_network).")
     if needs_real and source is None:
         raise UserError("FID and KID need the real images' source.")
     network_counts = [count for _, kind, count in parsed if REGISTRY[kind].needs_network]

@@ -354,7 +354,6 @@ def inception_score(
     p = _as_features(probabilities, "probabilities")
     n = p.shape[0]
     splits = validation.positive_int(splits, "splits")
-    splits = int(splits)
     if n < splits:
         raise UserError(f"need at least {splits} predictions for {splits} splits, got {n}")
     if (p < 0).any():

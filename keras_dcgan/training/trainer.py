@@ -405,7 +405,12 @@ def _quality_callback(config, model_dir, source):
 
     tc = config.train
     source, network = metric_inputs(
-        tc.eval_metrics, config.dataset, config.data.data_dir, tc.inception_weights, source
+        tc.eval_metrics,
+        config.dataset,
+        config.data.data_dir,
+        tc.inception_weights,
+        source,
+        tc.fid_network,
     )
     return [
         callbacks_lib.QualityMetrics(
