@@ -18,8 +18,8 @@ from keras_dcgan.errors import UserError
 
 def to_uint8(images):
     """float [-1, 1] -> uint8 [0, 255] (values outside [-1, 1] are clipped; rounding half to
-    even). A TensorFlow tensor (also a symbolic one, in a SavedModel signature) gives a tensor;
-    anything else gives a NumPy array."""
+    even). A symbolic tensor (in a tf.function, a tf.data map or a SavedModel signature) gives a
+    tensor; anything else, eager tensors included, a NumPy array."""
     tf = _tensorflow_if(images)
     if tf is not None:
         return tf.cast(tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
@@ -30,8 +30,8 @@ def to_uint8(images):
 def to_model_range(images):
     """uint8 [0, 255] -> float32 [-1, 1]: x / 127.5 - 1.
 
-    A TensorFlow tensor (also a symbolic one, in a tf.data map or a tf.function) gives a tensor;
-    anything else gives a NumPy array."""
+    A symbolic tensor (in a tf.function, a tf.data map or a SavedModel signature) gives a tensor;
+    anything else, eager tensors included, a NumPy array."""
     tf = _tensorflow_if(images)
     if tf is not None:
         return tf.cast(images, tf.float32) / 127.5 - 1.0
@@ -39,10 +39,10 @@ def to_model_range(images):
 
 
 def _tensorflow_if(images):
-    """The tensorflow module if `images` is a tensor, else None (without importing TF: no
-    tensor exists unless TensorFlow was imported)."""
+    """The tensorflow module if `images` is a symbolic tensor, else None (without importing TF:
+    no tensor exists unless TensorFlow was imported)."""
     tf = sys.modules.get("tensorflow")
-    return tf if tf is not None and tf.is_tensor(images) else None
+    return tf if tf is not None and tf.is_symbolic_tensor(images) else None
 
 
 def make_grid(images, columns: int | None = None, padding: int = 2) -> np.ndarray:

@@ -20,3 +20,24 @@ def test_grid_layout_and_png(tmp_path):
     assert Image.open(path).mode == "L"
     with pytest.raises(ValueError, match="non-empty NHWC"):
         images.make_grid(np.zeros((0, 4, 4, 1)))
+
+
+def test_conversions_give_arrays_for_arrays_and_eager_tensors_tensors_in_graphs():
+    import tensorflow as tf
+
+    x = np.array([[-1.0, 0.0, 1.0]], np.float32)
+    for value in (x, tf.constant(x)):
+        out = images.to_uint8(value)
+        assert isinstance(out, np.ndarray) and out.tolist() == [[0, 128, 255]]
+        back = images.to_model_range(out if value is x else tf.constant(out))
+        assert isinstance(back, np.ndarray)
+
+    @tf.function
+    def in_a_graph(t):
+        u = images.to_uint8(t)
+        assert tf.is_tensor(u)
+        return u, images.to_model_range(u)
+
+    u, back = in_a_graph(tf.constant(x))
+    assert u.numpy().tolist() == [[0, 128, 255]] and u.dtype == tf.uint8
+    np.testing.assert_allclose(back.numpy(), x, atol=1 / 127.5)

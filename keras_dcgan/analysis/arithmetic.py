@@ -38,7 +38,6 @@ save_grid(grid.images, "arithmetic.png", grid.columns)
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -134,7 +133,7 @@ def linear_combination(vectors, weights) -> np.ndarray:
     first = _vector(vectors[0], "vector 0")
     total = np.zeros(first.shape, np.float64)
     for i, (v, w) in enumerate(zip(vectors, weights, strict=True)):
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w):
+        if not validation.is_number(w):
             raise UserError(f"weight {i} must be a finite number; got {w!r}.")
         total += float(w) * _vector(v, f"vector {i}", z_dim=first.shape[0])
     return total.astype(np.float32)
@@ -150,7 +149,7 @@ def combine(a, b, c) -> np.ndarray:
 
 
 def _check_scale(scale) -> float:
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale):
+    if not validation.is_number(scale):
         raise UserError(f"noise scale must be a finite number; got {scale!r}.")
     if scale < 0:
         raise UserError(f"noise scale must be >= 0; got {scale}.")
@@ -245,7 +244,7 @@ def arithmetic_grid(
     (Fig. 7's 3 x 3 block for the default 8). num_neighbours + 1 must be an odd square: 0, 8, 24.
     """
     _, z_dim, prior = resolve_model(model, prior)
-    if isinstance(num_neighbours, bool) or not isinstance(num_neighbours, numbers.Integral):
+    if not validation.is_int(num_neighbours):
         raise UserError(f"num_neighbours must be an integer; got {num_neighbours!r}.")
     side = math.isqrt(max(int(num_neighbours), 0) + 1)
     if num_neighbours < 0 or side * side != num_neighbours + 1 or side % 2 == 0:

@@ -45,6 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_dcgan import validation
 from keras_dcgan.errors import UserError
 from keras_dcgan.images import to_model_range
 
@@ -93,7 +94,7 @@ def _discriminator(model):
 
 def _layer_index(network, layer: int) -> int:
     n = len(network.block_names)
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
+    if not validation.is_int(layer) or not -n <= layer < n:
         raise UserError(f"layer must be a block index in [{-n}, {n - 1}]; got {layer!r}.")
     return int(layer) % n
 
@@ -234,8 +235,7 @@ def gradients(discriminator, images, targets, *, layer: int = -1, rule: str = "g
     exactly the guided gradient of the activation; for a unit that is negative on every image
     (a feature that never fires) the ReLU rule would give an all-zero picture.
     """
-    if rule not in RULES:
-        raise UserError(f"rule must be one of {RULES}; got {rule!r}.")
+    validation.one_of(rule, RULES, "rule")
     network = _discriminator(discriminator)
     layer = _layer_index(network, layer)
     images = check_images(images, network)

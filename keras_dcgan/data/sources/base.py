@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_dcgan import validation
 from keras_dcgan.data.decode import (
     DEFAULT_MAX_PIXELS,
     UNREADABLE,
@@ -71,8 +72,7 @@ class ImageSource:
 
     def ids(self, split="train", holdout_fraction=0.0, keep_list=None) -> list[str]:
         """The ids of a split, in listing order, after the keep-list."""
-        if split not in SPLITS:
-            raise UserError(f"split must be one of {SPLITS}; got {split!r}.")
+        validation.one_of(split, SPLITS, "split")
         ids = self.all_ids()
         keep = keep_set(keep_list)
         if keep is not None:
