@@ -184,3 +184,14 @@ def test_the_real_reference_graph_where_it_is_cached():
     fa = stats.FeatureStats()
     fa.update(pool)
     assert stats.fid_from_stats(fa, fa) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fetch_inception_checks_a_copy_brought_by_hand(tmp_path, graph_file):
+    from tests.helpers import dcgan
+
+    path = str(tmp_path / ti.GRAPH_FILE)
+    open(path, "wb").write(open(graph_file, "rb").read())
+    out = dcgan("fetch_inception", f"--path={path}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    digest = open(f"{path}.sha256").read().split()[0]
+    assert f"Reference Inception graph: {path}\nSHA-256: {digest}" in out.stdout
