@@ -195,3 +195,36 @@ def test_fetch_inception_checks_a_copy_brought_by_hand(tmp_path, graph_file):
     assert out.returncode == 0, out.stderr[-2000:]
     digest = open(f"{path}.sha256").read().split()[0]
     assert f"Reference Inception graph: {path}\nSHA-256: {digest}" in out.stdout
+
+
+def test_download_takes_the_graph_out_of_the_fetched_archive(tmp_path, monkeypatch, graph_file):
+    import keras
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    archive = str(tmp_path / ti.ARCHIVE)
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(graph_file, arcname=ti.GRAPH_FILE)
+    fetched = []
+
+    def get_file(fname, origin, cache_subdir):
+        fetched.append((fname, origin, cache_subdir))
+        return archive
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    assert ti.download() == ti.cached_path()
+    assert fetched == [(ti.ARCHIVE, ti.ARCHIVE_URL, ti.CACHE_SUBDIR)]
+    assert ti.ReferenceInception(allow_download=False).path == ti.cached_path()
+    assert ti.download() == ti.cached_path() and len(fetched) == 1  # cached: no second fetch
+
+
+def test_a_failed_download_is_one_line_saying_what_to_do(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+
+    def get_file(*args, **kwargs):
+        raise Exception("URL fetch failure on http://...: None -- [Errno -2] Name or service")
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    with pytest.raises(ValueError, match="Could not download .*Name or service.*fetch_inception"):
+        ti.ReferenceInception(allow_download=True)

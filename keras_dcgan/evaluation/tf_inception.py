@@ -87,7 +87,15 @@ def download() -> str:
         return target
     notice(log, "Downloading the reference Inception graph (%s, about 85 MB) into %s.",
            ARCHIVE_URL, cache_dir())  # fmt: skip
-    archive = keras.utils.get_file(ARCHIVE, ARCHIVE_URL, cache_subdir=CACHE_SUBDIR)
+    try:  # get_file deletes what a failed or interrupted download left
+        archive = keras.utils.get_file(ARCHIVE, ARCHIVE_URL, cache_subdir=CACHE_SUBDIR)
+    except Exception as e:  # noqa: BLE001 (Keras raises a bare Exception for a failed fetch)
+        raise UserError(
+            f"Could not download the reference Inception graph ({' '.join(str(e).split())}). On a "
+            f"machine with internet run `dcgan fetch_inception` (or download {ARCHIVE_URL}), and "
+            f"copy the .pb or the .tgz to {cache_dir()} or pass its path "
+            "(--inception_weights=PATH)."
+        ) from e
     return _extract(archive, target)
 
 
