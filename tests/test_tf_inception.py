@@ -228,3 +228,14 @@ def test_a_failed_download_is_one_line_saying_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(keras.utils, "get_file", get_file)
     with pytest.raises(ValueError, match="Could not download .*Name or service.*fetch_inception"):
         ti.ReferenceInception(allow_download=True)
+
+
+def test_a_copy_whose_checksum_cannot_be_recorded_is_used_and_checked_each_time(
+    tmp_path, graph_file, caplog
+):
+    path = str(tmp_path / ti.GRAPH_FILE)
+    open(path, "wb").write(open(graph_file, "rb").read())
+    os.mkdir(f"{path}.sha256")  # unwritable as a file, even for root (a read-only folder's case)
+    network = ti.ReferenceInception(path)
+    assert network.id == f"tf_inception_2015-{ti._sha256(path)[:12]}"
+    assert "Cannot record the SHA-256" in caplog.text

@@ -18,6 +18,4 @@ def main(argv: list[str]) -> int | None:
     from keras_dcgan.evaluation import tf_inception
 
     path = tf_inception.resolve(_PATH.value, allow_download=_PATH.value is None)
-    with open(f"{path}.sha256") as f:
-        digest = f.read().split()[0]
-    print(f"Reference Inception graph: {path}\nSHA-256: {digest}")
+    print(f"Reference Inception graph: {path}\nSHA-256: {tf_inception.sha256_of(path)}")

@@ -146,7 +146,8 @@ def _extract(archive: str, target: str) -> str:
         os.remove(tmp)
         raise
     os.replace(tmp, target)
-    os.replace(f"{tmp}.sha256", f"{target}.sha256")
+    if os.path.exists(f"{tmp}.sha256"):
+        os.replace(f"{tmp}.sha256", f"{target}.sha256")
     return target
 
 
@@ -174,9 +175,21 @@ def _check_file(path: str) -> str:
             f"{path} has SHA-256 {digest}, not the {expected} of the reference Inception graph "
             "(a damaged or different file); delete it and download it again."
         )
-    with open(recorded, "w") as f:
-        f.write(f"{digest}  {GRAPH_FILE}\n")
+    try:
+        with open(recorded, "w") as f:
+            f.write(f"{digest}  {GRAPH_FILE}\n")
+    except OSError as e:  # a read-only copy: checked in full again at its next use
+        log.warning("Cannot record the SHA-256 of %s beside it (%s).", path, e)
     return digest
+
+
+def sha256_of(path: str) -> str:
+    """The SHA-256 of a graph file that `resolve` returned (recorded beside it, else computed)."""
+    try:
+        with open(f"{path}.sha256") as f:
+            return f.read().split()[0]
+    except (OSError, IndexError):
+        return _sha256(path)
 
 
 def _read_graph_def(path: str):
@@ -233,8 +246,7 @@ class ReferenceInception:
         self.batch_size = validation.positive_int(batch_size, "batch_size")
         self._forward = _load_graph(self.path)
         self.weights = self.path
-        with open(f"{self.path}.sha256") as f:  # written by the check in `resolve`
-            self.id = f"{NAME}-{f.read()[:12]}"
+        self.id = f"{NAME}-{sha256_of(self.path)[:12]}"
 
     def __call__(self, images) -> tuple[np.ndarray, np.ndarray]:
         """float [-1, 1] NHWC -> (pool float32 [N, 2048], probabilities float32 [N, 1008])."""
