@@ -96,14 +96,21 @@ class InceptionFeatures:
 
     def __call__(self, images) -> tuple[np.ndarray, np.ndarray]:
         """float [-1, 1] NHWC -> (pool float32 [N, 2048], probabilities float32 [N, 1000])."""
-        images = np.asarray(images)
-        if images.ndim != 4 or images.shape[-1] not in (1, 3) or not len(images):
-            raise UserError(
-                f"Expected a non-empty batch of images (N, H, W, 1 or 3); got {images.shape}."
-            )
-        pools, probabilities = [], []
-        for start in range(0, len(images), self.batch_size):
-            pool, probs = self._forward(images[start : start + self.batch_size])
-            pools.append(pool.numpy())
-            probabilities.append(probs.numpy())
-        return np.concatenate(pools), np.concatenate(probabilities)
+        return batched(images, self.batch_size, self._forward)
+
+
+def batched(images, batch_size: int, forward) -> tuple[np.ndarray, np.ndarray]:
+    """Runs `forward` (a batch of float [-1, 1] NHWC images -> (pool, probabilities) tensors)
+    over `images` in batches of `batch_size`; returns both concatenated as NumPy arrays. The
+    input check and batching of every feature network."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or not len(images):
+        raise UserError(
+            f"Expected a non-empty batch of images (N, H, W, 1 or 3); got {images.shape}."
+        )
+    pools, probabilities = [], []
+    for start in range(0, len(images), batch_size):
+        pool, probs = forward(images[start : start + batch_size])
+        pools.append(np.asarray(pool))
+        probabilities.append(np.asarray(probs))
+    return np.concatenate(pools), np.concatenate(probabilities)

@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from keras_dcgan import validation
 from keras_dcgan.errors import UserError
+from keras_dcgan.evaluation.inception import batched
 from keras_dcgan.images import to_uint8
 from keras_dcgan.logs import notice
 
@@ -250,17 +251,10 @@ class ReferenceInception:
 
     def __call__(self, images) -> tuple[np.ndarray, np.ndarray]:
         """float [-1, 1] NHWC -> (pool float32 [N, 2048], probabilities float32 [N, 1008])."""
-        images = np.asarray(images)
-        if images.ndim != 4 or images.shape[-1] not in (1, 3) or not len(images):
-            raise UserError(
-                f"Expected a non-empty batch of images (N, H, W, 1 or 3); got {images.shape}."
-            )
-        pools, probabilities = [], []
-        for start in range(0, len(images), self.batch_size):
-            batch = to_uint8(images[start : start + self.batch_size]).astype(np.float32)
-            if batch.shape[-1] == 1:
-                batch = np.repeat(batch, 3, axis=-1)
-            pool, probs = self._forward(tf.constant(batch))
-            pools.append(pool.numpy())
-            probabilities.append(probs.numpy())
-        return np.concatenate(pools), np.concatenate(probabilities)
+        return batched(images, self.batch_size, self._pixels_forward)
+
+    def _pixels_forward(self, images):
+        pixels = to_uint8(images).astype(np.float32)  # what an image file holds, 0..255
+        if pixels.shape[-1] == 1:
+            pixels = np.repeat(pixels, 3, axis=-1)
+        return self._forward(tf.constant(pixels))
