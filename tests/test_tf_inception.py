@@ -100,7 +100,10 @@ def test_fid_kid_and_is_of_a_run_through_the_reference_network(graph_file, tmp_p
     assert 1.0 <= results["is40"] <= ti.NUM_CLASSES
 
 
-def test_a_tgz_is_opened_and_its_graph_taken_out(tmp_path, graph_file):
+def test_a_tgz_is_opened_and_its_graph_taken_out_once_into_the_cache(
+    tmp_path, graph_file, monkeypatch
+):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     archive = str(tmp_path / ti.ARCHIVE)
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(graph_file, arcname=f"inception/{ti.GRAPH_FILE}")
@@ -108,9 +111,11 @@ def test_a_tgz_is_opened_and_its_graph_taken_out(tmp_path, graph_file):
         info.size = 3
         tar.addfile(info, io.BytesIO(b"MIT"))
     path = ti.resolve(archive)
-    assert path == str(tmp_path / ti.GRAPH_FILE)
+    assert path == ti.cached_path()
     assert open(path, "rb").read() == open(graph_file, "rb").read()
     assert os.path.isfile(f"{path}.sha256")
+    modified = os.stat(path).st_mtime_ns
+    assert ti.resolve(archive) == path and os.stat(path).st_mtime_ns == modified  # not again
 
 
 @pytest.mark.parametrize(
@@ -129,7 +134,10 @@ def test_a_file_that_is_not_the_reference_graph_is_refused(tmp_path, make, messa
     assert not os.path.exists(f"{path}.sha256")
 
 
-def test_a_truncated_download_or_an_archive_without_the_graph_is_refused(tmp_path, graph_file):
+def test_a_truncated_download_or_an_archive_without_the_graph_is_refused(
+    tmp_path, graph_file, monkeypatch
+):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     archive = str(tmp_path / ti.ARCHIVE)
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(graph_file, arcname=ti.GRAPH_FILE)
@@ -138,7 +146,8 @@ def test_a_truncated_download_or_an_archive_without_the_graph_is_refused(tmp_pat
         f.write(data[: len(data) // 2])
     with pytest.raises(ValueError, match="is damaged or incomplete"):
         ti.resolve(archive)
-    assert not os.path.exists(tmp_path / ti.GRAPH_FILE)
+    folder = os.path.dirname(ti.cached_path())
+    assert not os.path.exists(folder) or os.listdir(folder) == []  # nothing half-written left
     with tarfile.open(archive, "w:gz") as tar:
         info = tarfile.TarInfo("README")
         info.size = 2

@@ -17,7 +17,8 @@ size run at once (the graph's own reshape to a batch of one is not used).
 
 The file is read with plain TensorFlow (`tf.compat.v1.wrap_function` over the imported GraphDef),
 on the CPU or a GPU. Where it comes from:
-- `path`: the `.pb`, or the downloaded `.tgz` (offline machines: copy either there).
+- `path`: the `.pb`, or the downloaded `.tgz` (its graph is taken out into the Keras cache once;
+  offline machines: copy either).
 - else the Keras cache (`~/.keras/models/inception-2015-12-05/classify_image_graph_def.pb`,
   `$KERAS_HOME` respected); when it is missing, `download()` fetches the archive (about 85 MB)
   with `keras.utils.get_file`, takes the `.pb` out of it and checks it. Nothing is downloaded
@@ -40,6 +41,7 @@ import hashlib
 import logging
 import os
 import tarfile
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -101,45 +103,48 @@ def download() -> str:
 
 
 def resolve(path: str | None = None, allow_download: bool | None = None) -> str:
-    """The checked graph file: `path` (a `.pb`, or the `.tgz` it comes in), else the cached one,
-    else (with `allow_download`; None: unless `$KERAS_DCGAN_OFFLINE` is "1", as in the tests) a
-    fresh download."""
+    """The checked graph file: `path` (a `.pb`; or the `.tgz` it comes in, whose graph goes to
+    the Keras cache once), else the cached one, else (with `allow_download`; None: unless
+    `$KERAS_DCGAN_OFFLINE` is "1", as in the tests) a fresh download."""
     if allow_download is None:
         allow_download = os.environ.get(OFFLINE_ENV, "") != "1"
     if path is not None:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise UserError(f"The Inception graph file {path!r} does not exist.")
-        if tarfile.is_tarfile(path):
-            return _extract(path, os.path.join(os.path.dirname(os.path.abspath(path)), GRAPH_FILE))
-        _check_file(path)
-        return path
-    if os.path.isfile(cached_path()) or not allow_download:
-        if not os.path.isfile(cached_path()):
-            raise UserError(
-                f"The reference Inception graph is not in the Keras cache ({cached_path()}). On a "
-                f"machine with internet run `dcgan fetch_inception` (or download {ARCHIVE_URL}) "
-                "and copy the .pb or the .tgz there or pass its path (--inception_weights=PATH)."
-            )
-        _check_file(cached_path())
-        return cached_path()
-    return download()
+        if not tarfile.is_tarfile(path):
+            _check_file(path)
+            return path
+        if not os.path.isfile(cached_path()):  # the archive's graph goes to the Keras cache
+            return _extract(path, cached_path())
+    elif not os.path.isfile(cached_path()):
+        if allow_download:
+            return download()
+        raise UserError(
+            f"The reference Inception graph is not in the Keras cache ({cached_path()}). On a "
+            f"machine with internet run `dcgan fetch_inception` (or download {ARCHIVE_URL}) "
+            "and copy the .pb or the .tgz there or pass its path (--inception_weights=PATH)."
+        )
+    _check_file(cached_path())
+    return cached_path()
 
 
 def _extract(archive: str, target: str) -> str:
     """Writes the archive's graph member to `target` (atomically) and checks it."""
+    tmp = f"{target}.{os.getpid()}.tmp"
     try:
         with tarfile.open(archive) as tar:
             members = [m for m in tar.getmembers() if os.path.basename(m.name) == GRAPH_FILE]
             if not members or not members[0].isfile() or members[0].size > MAX_GRAPH_BYTES:
                 raise UserError(f"{archive} holds no {GRAPH_FILE}; is it {ARCHIVE}?")
             source = tar.extractfile(members[0])
-            tmp = f"{target}.{os.getpid()}.tmp"
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(tmp, "wb") as out:
                 while chunk := source.read(1 << 20):
                     out.write(chunk)
-    except (tarfile.TarError, EOFError, OSError) as e:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
         raise UserError(f"{archive} is damaged or incomplete ({e}); download it again.") from e
     try:
         _check_file(tmp)
