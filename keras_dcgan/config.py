@@ -318,6 +318,9 @@ class Config:
         for name in RECIPE_FIELDS:  # run folders written when these were training settings
             if name in train:
                 model.setdefault(name, train.pop(name))
+        # Run folders written before fid_network measured with Keras' InceptionV3: a continued
+        # run keeps computing the metrics its quality.jsonl already holds.
+        train.setdefault("fid_network", "keras_inception_v3")
         return cls(
             preset=d["preset"],
             dataset=d["dataset"],

@@ -179,3 +179,11 @@ def test_integers_are_stored_as_python_ints():
     config = get_config("tiny", batch_size=np.int64(16), z_dim=np.int32(8))
     assert type(config.train.batch_size) is int and type(config.model.z_dim) is int
     assert Config.from_json(config.to_json()) == config
+
+
+def test_run_folders_written_before_fid_network_keep_their_network():
+    old = get_config("tiny", inception_weights="random", fid_network="keras_inception_v3")
+    old = old.to_dict()
+    del old["train"]["fid_network"]
+    assert Config.from_dict(old).train.fid_network == "keras_inception_v3"
+    assert get_config("tiny").train.fid_network == "tf_inception_2015"  # new runs: the reference
