@@ -99,7 +99,7 @@ def download() -> str:
             f"copy the .pb or the .tgz to {cache_dir()} or pass its path "
             "(--inception_weights=PATH)."
         ) from e
-    return _extract(archive, target)
+    return _unpack_graph(archive, target)
 
 
 def resolve(path: str | None = None, allow_download: bool | None = None) -> str:
@@ -116,7 +116,7 @@ def resolve(path: str | None = None, allow_download: bool | None = None) -> str:
             _check_file(path)
             return path
         if not os.path.isfile(cached_path()):  # the archive's graph goes to the Keras cache
-            return _extract(path, cached_path())
+            return _unpack_graph(path, cached_path())
     elif not os.path.isfile(cached_path()):
         if allow_download:
             return download()
@@ -129,7 +129,7 @@ def resolve(path: str | None = None, allow_download: bool | None = None) -> str:
     return cached_path()
 
 
-def _extract(archive: str, target: str) -> str:
+def _unpack_graph(archive: str, target: str) -> str:
     """Writes the archive's graph member to `target` (atomically) and checks it."""
     tmp = f"{target}.{os.getpid()}.tmp"
     try:
