@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from keras_dcgan.data.digits import load_digits
 from keras_dcgan.errors import UserError
 from keras_dcgan.evaluation.stats import FeatureStats, fid_from_stats
+from keras_dcgan.options import DIGITS_SAMPLES
 
 NUM_CLASSES = 10
 SIZE = 32
@@ -121,6 +122,11 @@ class DigitsScorer:
             classifier_test_accuracy=self.test_accuracy,
             frechet_distance=fid_from_stats(fake_stats, self.real_stats),
         )
+
+
+def score_generator(gan, num_samples: int = DIGITS_SAMPLES) -> DigitsScore:
+    """The digits score of `num_samples` samples of `gan` (seeds 0..n-1), by `default_scorer`."""
+    return default_scorer().score(gan.sample(num_samples).numpy())
 
 
 @functools.lru_cache(maxsize=4)

@@ -172,9 +172,9 @@ def _inception_score(name: str, count: int, inputs: MetricInputs) -> dict[str, f
 
 @register_metric("digits", needs_real=False, needs_network=False)
 def _digits(name: str, count: int, inputs: MetricInputs) -> dict[str, float]:
-    from keras_dcgan.evaluation.digits import default_scorer
+    from keras_dcgan.evaluation.digits import score_generator
 
-    score = default_scorer().score(inputs.gan.sample(count).numpy())
+    score = score_generator(inputs.gan, count)
     return {f"digits_{k}": v for k, v in score.as_metrics().items()}
 
 

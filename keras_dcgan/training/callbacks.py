@@ -340,15 +340,14 @@ class QualityMetrics(keras.callbacks.Callback):
 class FinalDigitsScore(keras.callbacks.Callback):
     """The digits dataset's quality score of the finished run: when the fit() call that completes
     the run ends (`run_complete()` true), scores 1,000 samples with
-    `keras_dcgan.evaluation.digits.default_scorer`, writes the `DigitsScore` to `path` as JSON
+    `keras_dcgan.evaluation.digits.score_generator`, writes the `DigitsScore` to `path` as JSON
     and logs its summary; `score` holds it afterwards. A run stopped early (SIGTERM, divergence)
     is not scored."""
 
-    def __init__(self, path: str, run_complete, num_samples: int = 1000):
+    def __init__(self, path: str, run_complete):
         super().__init__()
         self.path = path
         self.run_complete = run_complete
-        self.num_samples = num_samples
         self.score = None
 
     def on_train_end(self, logs=None):
@@ -360,9 +359,9 @@ class FinalDigitsScore(keras.callbacks.Callback):
         import dataclasses
         import json
 
-        from keras_dcgan.evaluation.digits import default_scorer
+        from keras_dcgan.evaluation.digits import score_generator
 
-        self.score = default_scorer().score(gan.sample(self.num_samples).numpy())
+        self.score = score_generator(gan)
         with open(self.path, "w") as f:
             json.dump(dataclasses.asdict(self.score), f, indent=2)
         notice(log, "%s", self.score.summary())
