@@ -111,7 +111,7 @@ def resolve(path: str | None = None, allow_download: bool | None = None) -> str:
     if path is not None:
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise UserError(f"The Inception graph file {path!r} does not exist.")
+            raise UserError(f"The Inception graph file {path!r} does not exist or is not a file.")
         if not tarfile.is_tarfile(path):
             _check_file(path)
             return path
