@@ -1,5 +1,7 @@
 """Export to a TF Serving SavedModel, the local server (gRPC, REST) and the gRPC client."""
 
+import contextlib
+import faulthandler
 import json
 import os
 import re
@@ -227,12 +229,24 @@ def test_waiting_for_a_model_that_never_comes_times_out(tmp_path):
 
 
 # --------------------------------------------------------------------------------------- REST
+@contextlib.contextmanager
+def _threads_dumped_on_timeout():
+    """A request that times out prints every thread's stack (the server's handler threads are in
+    this process), so a stall seen once in CI can be told from a deadlock."""
+    try:
+        yield
+    except TimeoutError:
+        faulthandler.dump_traceback(all_threads=True)
+        raise
+
+
 def _rest(server, path, body=None):
     url = f"http://127.0.0.1:{server.rest_port}/v1/models/dcgan{path}"
     data = None if body is None else json.dumps(body).encode()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=30) as r:
-            return r.status, json.loads(r.read())
+        with _threads_dumped_on_timeout():
+            with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=90) as r:
+                return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
 
@@ -417,7 +431,10 @@ def _http(port, data: bytes, timeout=30.0):
     the server closed the connection without one."""
     import socket
 
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    with (
+        _threads_dumped_on_timeout(),
+        socket.create_connection(("127.0.0.1", port), timeout=timeout) as s,
+    ):
         s.sendall(data)
         received = b""
         while b"\r\n\r\n" not in received:
