@@ -342,6 +342,13 @@ def _paper64() -> Config:
     return Config("paper64", "lsun/bedroom", ModelConfig(), TrainConfig())
 
 
+def _faces64() -> Config:
+    # The paper's faces (sec. 4.2) on CelebA's aligned faces: paper64's architecture and recipe.
+    # The TFDS source crops celeb_a's 218x178 images to their central 108x108 square before
+    # resizing to 64x64 (`keras_dcgan.data.sources.tfds.KNOWN_CROPS`: why 108).
+    return Config("faces64", "celeb_a", ModelConfig(), TrainConfig())
+
+
 def _paper32() -> Config:
     # ImageNet-1k 32x32: D 256-512-1024 gives the paper's 28,672 pooled feature dimensions.
     return Config(
@@ -391,6 +398,7 @@ def _tiny() -> Config:
 
 PRESETS = {
     "paper64": _paper64,
+    "faces64": _faces64,
     "paper32": _paper32,
     "half64": _half64,
     "digits32": _digits32,
