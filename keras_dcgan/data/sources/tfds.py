@@ -21,9 +21,11 @@ LSUN_HELP = (
 
 # Centre crops of known datasets, applied before the square crop and resize: {TFDS name: side}.
 # celeb_a: the aligned faces are 218x178 with the face in the middle; the 108x108 centre crop of
-# DCGAN-tensorflow (carpedm20, the most reproduced DCGAN on CelebA) keeps the eyes, nose, mouth
-# and chin (all 5 landmarks of >99% of the images) and little background, close to the paper's
-# tight face crops. A plain square crop (178x178) would be 1/3 hair, neck and background.
+# DCGAN-tensorflow (carpedm20, the most reproduced DCGAN on CelebA; rows 55-162, columns 35-142)
+# keeps the eyes, nose and mouth (the alignment puts the 5 landmarks around the centre) with
+# little hair and background, close to the paper's tight face crops; the plain square crop
+# (178x178) spends much of 64x64 on hair, neck and background. Not checked on the real data
+# here (no CelebA on this machine): 140 (BEGAN's crop) is the choice for whole heads.
 KNOWN_CROPS = {"celeb_a": 108}
 
 # The files of TFDS's celeb_a builder (Google Drive links that often fail with "quota exceeded").
