@@ -1,17 +1,23 @@
 """The faces64 preset on CelebA (its centre crop), the attribute classifier that picks exemplars
 for vector arithmetic and the turn, and the pixel-space baseline of Fig. 7."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from PIL import Image
 
-from keras_dcgan import get_config
+from keras_dcgan import get_config, latent
+from keras_dcgan.analysis import arithmetic as ar
 from keras_dcgan.analysis import attributes as at
+from keras_dcgan.analysis import latent_walks as lw
 from keras_dcgan.data import open_source
 from keras_dcgan.data.sources.tfds import KNOWN_CROPS, TfdsSource, square_resize
 from keras_dcgan.errors import UserError
-from tests.helpers import tiny_gan
+from tests.helpers import dcgan, dcgan_env, tiny_config, tiny_gan, write_run_folder
 
 
 # ------------------------------------------------------------------------------ preset and crop
@@ -147,3 +153,120 @@ def test_pick_turn_on_a_planted_case():
     assert left == [100, 101, 102, 103] and right == [109, 108, 107, 106]
     with pytest.raises(UserError, match="a turn needs 12 scored samples"):
         at.pick_turn(_planted_scores(), count=6)
+
+
+# ------------------------------------------------------------------------ pixel-space baseline
+def test_pixel_arithmetic_is_the_clipped_sum_of_mean_images():
+    rng = np.random.default_rng(0)
+    a, b, c = (rng.uniform(-1, 1, (n, 4, 4, 3)).astype(np.float32) for n in (3, 2, 1))
+    a[:, 0, 0, 0], b[:, 0, 0, 0], c[:, 0, 0, 0] = 1.0, -1.0, 1.0  # 1 + 1 + 1: clipped to 1
+    means, result = ar.pixel_arithmetic(a, b, c)
+    np.testing.assert_allclose(means, [a.mean(0), b.mean(0), c[0]], atol=1e-6)
+    hand = np.clip(a.mean(0) - b.mean(0) + c[0], -1, 1)
+    np.testing.assert_allclose(result, hand, atol=1e-6)
+    assert result[0, 0, 0] == 1.0 and result.min() >= -1
+    with pytest.raises(UserError, match="b must be a non-empty"):
+        ar.pixel_arithmetic(a, b[:0], c)
+    with pytest.raises(UserError, match="c must be a non-empty"):
+        ar.pixel_arithmetic(a, b, c[:, :2])
+
+
+def test_arithmetic_grid_shows_the_pixel_baseline_beside_the_latent_result():
+    gan = tiny_gan()
+    grid = ar.arithmetic_grid(gan, a=[1, 2, 3], b=[4, 5], c=[6], seed=9)
+    bare = ar.arithmetic_grid(gan, a=[1, 2, 3], b=[4, 5], c=[6], seed=9, pixel_baseline=False)
+    # 3 rows: 3 exemplars | mean latent | mean image | blank | 3x3 block | blank | pixel result
+    assert grid.columns == 3 + 1 + 1 + 1 + 3 + 1 + 1 and bare.columns == 8
+    cells = grid.images.reshape(3, 11, 32, 32, 3)
+    rendered = [lw.render(gan, latent.latents_from_seeds(s, 16).numpy()) for s in
+                ([1, 2, 3], [4, 5], [6])]  # fmt: skip
+    means, result = ar.pixel_arithmetic(*rendered)
+    for r in range(3):
+        np.testing.assert_allclose(cells[r, 4], means[r], atol=1e-5)  # each concept's mean image
+    np.testing.assert_allclose(cells[1, 10], result, atol=1e-5)  # level with the latent result
+    np.testing.assert_allclose(grid.pixel_result, result, atol=1e-5)
+    np.testing.assert_allclose(cells[1, 7], bare.images.reshape(3, 8, 32, 32, 3)[1, 6], atol=1e-5)
+    assert np.all(cells[:, 5] == -1) and np.all(cells[:, 9] == -1)  # the blank columns
+    assert np.all(cells[[0, 2], 10] == -1)
+    np.testing.assert_array_equal(grid.result, bare.result)
+    assert bare.pixel_means is None and bare.pixel_result is None
+    with pytest.raises(UserError, match="pixel_baseline must be true or false"):
+        ar.arithmetic_grid(gan, [1], [2], [3], pixel_baseline="yes")
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def _start(*args) -> subprocess.Popen:
+    """`dcgan <args>` started in the background (two run at once: most of each is TF's import)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "keras_dcgan.cli.main", *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=dcgan_env(),
+    )  # fmt: skip
+
+
+def _finish(process: subprocess.Popen):
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+@pytest.fixture(scope="module")
+def faces_run(tmp_path_factory):
+    """A tiny run folder and a (randomly trained) attribute classifier for it."""
+    root = tmp_path_factory.mktemp("faces")
+    gan = tiny_gan()
+    write_run_folder(str(root / "run"), gan, tiny_config())
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+    attrs = (rng.uniform(size=(8, 40)) > 0.5).astype(np.float32)
+    model = at.train_classifier(images, attrs, rng.uniform(-1, 1, 8), epochs=1, width=4)
+    return root, gan, at.save_classifier(model, root / "attr.keras")
+
+
+def test_cli_arithmetic_and_turn_with_the_attribute_classifier(faces_run):
+    root, gan, classifier = faces_run
+    common = [f"--model_dir={root / 'run'}", f"--classifier={classifier}", "--num_samples=20"]
+    arith = _start(
+        "arithmetic", *common, "--a=Smiling,~Male", "--b=~Smiling,~Male", "--c=~Smiling,Male",
+        "--min_confidence=0", f"--output={root / 'arith.png'}",
+    )  # fmt: skip
+    turn = _start(
+        "arithmetic", *common, "--start=1,2", "--amounts=0:1:3", f"--output={root / 'turn.png'}"
+    )
+    arith, turn = _finish(arith), _finish(turn)
+    assert arith.returncode == 0 and turn.returncode == 0, arith.stderr[-2000:] + turn.stderr
+    scores = at.score_seeds(gan, at.load_classifier(classifier), range(20))
+    a = at.pick_exemplars(scores, "Smiling,~Male", min_confidence=0)
+    assert f"--a={','.join(map(str, a))} " in arith.stdout, arith.stdout
+    assert "pixel-space baseline" in arith.stdout
+    assert Image.open(root / "arith.png").size == (11 * 34 + 2, 3 * 34 + 2)
+    left, right = at.pick_turn(scores)
+    assert f"--left={','.join(map(str, left))} --right={','.join(map(str, right))}" in turn.stdout
+    assert Image.open(root / "turn.png").size == (3 * 34 + 2, 2 * 34 + 2)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--a=Smiling", "--b=Grinning", "--c=Male"], "--b: unknown CelebA attribute 'Grinning'"),
+        (["--a=Smiling", "--b=,", "--c=Male"], "--b is empty"),
+        (["--left=1", "--right=2", "--start=3"], "picks --left and --right itself"),
+        (["--a=Smiling", "--b=Male", "--c=Young", "--num_samples=0"], "--num_samples must be"),
+        (["--a=Smiling", "--b=Male", "--c=Young", "--min_confidence=1"], "--min_confidence"),
+    ],
+)
+def test_cli_rejects_bad_attribute_flags(tmp_path, args, message):
+    (tmp_path / "attr.keras").write_bytes(b"")  # checked by name only before the model loads
+    out = dcgan("arithmetic", f"--classifier={tmp_path / 'attr.keras'}", *args,
+                f"--output={tmp_path / 'out.png'}")  # fmt: skip
+    assert out.returncode == 1 and message in out.stderr, out.stderr[-2000:]
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.slow  # a model-loading process; test_pick_exemplars_on_a_planted_case covers the check
+def test_cli_exemplars_too_rare_is_a_clear_error(faces_run):
+    root, _, classifier = faces_run
+    out = dcgan(
+        "arithmetic", f"--model_dir={root / 'run'}", f"--classifier={classifier}",
+        "--num_samples=3", "--a=Smiling", "--b=Male", "--c=Young", "--min_confidence=0.99",
+        f"--output={root / 'rare.png'}",
+    )  # fmt: skip
+    assert out.returncode == 1 and "samples show Smiling with confidence >= 0.99" in out.stderr

@@ -188,7 +188,9 @@ def test_exemplars_from_seeds_arrays_and_npy_files(tmp_path):
 def test_arithmetic_grid_has_the_fig7_layout(gan, tmp_path):
     c = points(3, seed=30)
     np.save(tmp_path / "c.npy", c)
-    grid = ar.arithmetic_grid(gan, a=[1, 2, 3], b=[4, 5], c=str(tmp_path / "c.npy"), seed=9)
+    grid = ar.arithmetic_grid(
+        gan, a=[1, 2, 3], b=[4, 5], c=str(tmp_path / "c.npy"), seed=9, pixel_baseline=False
+    )
     # 3 rows of: 3 exemplar cells, the mean, a blank column, a 3x3 block
     assert grid.columns == 3 + 1 + 1 + 3 and grid.images.shape == (24, 32, 32, 3)
     cells = grid.images.reshape(3, 8, 32, 32, 3)
@@ -201,7 +203,9 @@ def test_arithmetic_grid_has_the_fig7_layout(gan, tmp_path):
     np.testing.assert_allclose(cells[1, 6], expected[4], atol=1e-5)  # result: block centre
     assert np.all(cells[1, 2] == -1) and np.all(cells[:, 4] == -1)  # b has 2 exemplars; gap
     assert np.abs(cells[0, 5] - cells[1, 6]).max() > 1e-3  # neighbours differ from the centre
-    bigger = ar.arithmetic_grid(gan, [1], [2], [3], num_neighbours=24, noise_scale=0.1)
+    bigger = ar.arithmetic_grid(
+        gan, [1], [2], [3], num_neighbours=24, noise_scale=0.1, pixel_baseline=False
+    )
     assert bigger.columns == 1 + 2 + 5 and len(bigger.images) == 5 * 8
     assert bigger.neighbours.shape == (24, Z_DIM)
 
@@ -351,7 +355,7 @@ def test_cli_arithmetic_and_turn(cli_runs, gan):
     out, runs = cli_runs
     for run in runs.values():
         assert run.returncode == 0, run.stderr[-2000:]
-    assert Image.open(out / "arith.png").size == (8 * 34 + 2, 3 * 34 + 2)
+    assert Image.open(out / "arith.png").size == (11 * 34 + 2, 3 * 34 + 2)  # pixel baseline
     grid = ar.arithmetic_grid(gan, [1, 2, 3], [4, 5, 6], str(out / "c.npy"), seed=3)
     saved = np.concatenate([grid.result[None], grid.neighbours])
     np.testing.assert_array_equal(np.load(out / "arith.npy"), saved)

@@ -16,7 +16,9 @@ the result (Fig. 7), and a "turn" direction, the mean of 4 right-facing latents 
     neighbours(z, num, scale, seed)       `num` copies of z plus U[-scale, scale] noise, by seed
     turn_direction(left_z, right_z)       mean(right) - mean(left)
     apply_direction(z, direction, amounts)  z + amount * direction for each amount
-    arithmetic_grid(model, a, b, c)       the Fig. 7 layout, rendered
+    pixel_arithmetic(images_a, images_b, images_c)  the same arithmetic on mean images (Fig. 7's
+                                          baseline), clipped to [-1, 1]
+    arithmetic_grid(model, a, b, c)       the Fig. 7 layout, rendered, with the pixel baseline
     turn_grid(model, left, right, start, amounts)  the Fig. 8 layout, rendered
 
 Nothing is clipped to the prior's range, as in the paper: G is defined on all of R^z_dim, and a
@@ -212,6 +214,22 @@ def apply_direction(z, direction, amounts) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ renderers
+def pixel_arithmetic(images_a, images_b, images_c) -> tuple[np.ndarray, np.ndarray]:
+    """Fig. 7's baseline, the same arithmetic on images: (means float32 [3, H, W, C], the mean
+    image of each concept's exemplar images; result float32 [H, W, C], mean(a) - mean(b) +
+    mean(c) clipped to the image range [-1, 1]). Sums in float64."""
+    stacks = [np.asarray(x, np.float64) for x in (images_a, images_b, images_c)]
+    for name, x in zip("abc", stacks, strict=True):
+        if x.ndim != 4 or not len(x) or x.shape[1:] != stacks[0].shape[1:]:
+            raise UserError(
+                f"pixel arithmetic: {name} must be a non-empty [k, H, W, C] stack of images of "
+                f"one shape; got {x.shape}."
+            )
+    means = np.stack([x.mean(axis=0) for x in stacks])
+    result = np.clip(means[0] - means[1] + means[2], -1.0, 1.0)
+    return means.astype(np.float32), result.astype(np.float32)
+
+
 class ArithmeticGrid(NamedTuple):
     """The Fig. 7 layout, rendered (see `arithmetic_grid`)."""
 
@@ -221,6 +239,46 @@ class ArithmeticGrid(NamedTuple):
     means: np.ndarray  # float32 [3, z_dim]: the concept vectors of a, b, c
     result: np.ndarray  # float32 [z_dim]: mean(a) - mean(b) + mean(c)
     neighbours: np.ndarray  # float32 [num_neighbours, z_dim]
+    pixel_means: np.ndarray | None = None  # float32 [3, H, W, C]: mean exemplar image per concept
+    pixel_result: np.ndarray | None = None  # float32 [H, W, C]: pixel-space a - b + c, clipped
+
+
+def _block_side(num_neighbours) -> int:
+    if not validation.is_int(num_neighbours):
+        raise UserError(f"num_neighbours must be an integer; got {num_neighbours!r}.")
+    side = math.isqrt(max(int(num_neighbours), 0) + 1)
+    if num_neighbours < 0 or side * side != num_neighbours + 1 or side % 2 == 0:
+        raise UserError(
+            f"num_neighbours must be 0, 8, 24, 48, ... (the result sits in the centre of a "
+            f"square block); got {num_neighbours}."
+        )
+    return side
+
+
+def _layout(exemplars, means, result, near, side: int, pixel: bool):
+    """(rows, columns, cells: {index: latent}, exemplar cells per concept, pixel cells): see
+    `arithmetic_grid`. The pixel cells are (the 3 concepts' mean images, the result)."""
+    k = max(len(z) for z in exemplars)
+    extra = 1 if pixel else 0  # the pixel means' column
+    rows, columns = max(3, side), k + 2 + extra + side + 2 * extra
+    cells, exemplar_cells = {}, []
+    top = (rows - 3) // 2
+    for r, z in enumerate(exemplars):
+        row = (top + r) * columns
+        exemplar_cells.append([row + j for j in range(len(z))])
+        cells.update({row + j: zj for j, zj in enumerate(z)})
+        cells[row + k] = means[r]
+    block = list(near)
+    block.insert(len(block) // 2, result)  # the centre of a side x side block, row-major
+    block_top, block_left = (rows - side) // 2, k + 2 + extra
+    for i, zi in enumerate(block):
+        r, col = divmod(i, side)
+        cells[(block_top + r) * columns + block_left + col] = zi
+    pixel_cells = None
+    if pixel:
+        centre_row = (block_top + side // 2) * columns
+        pixel_cells = ([(top + r) * columns + k + 1 for r in range(3)], centre_row + columns - 1)
+    return rows, columns, cells, exemplar_cells, pixel_cells
 
 
 def arithmetic_grid(
@@ -233,51 +291,47 @@ def arithmetic_grid(
     seed: int = 0,
     prior: str | None = None,
     batch_size: int = 64,
+    pixel_baseline: bool = True,
 ) -> ArithmeticGrid:
     """Fig. 7: mean(a) - mean(b) + mean(c), with the exemplars, their means and the result.
 
     a, b, c: exemplars of each concept (see `exemplar_latents`: seeds, array or .npy path).
-    Layout (K = most exemplars of a concept, S = sqrt(num_neighbours + 1)): max(3, S) rows of
-    K + 2 + S cells. The rows of a, b and c (centred vertically) hold the concept's exemplars
-    (left-aligned), then the image of their mean; after one blank column, an S x S block with the
-    result in its centre and its `num_neighbours` noisy neighbours around it, in row-major order
-    (Fig. 7's 3 x 3 block for the default 8). num_neighbours + 1 must be an odd square: 0, 8, 24.
+    Layout (K = most exemplars of a concept, S = sqrt(num_neighbours + 1)): max(3, S) rows. The
+    rows of a, b and c (centred vertically) hold the concept's exemplars (left-aligned), then
+    the image of their mean latent; after one blank column, an S x S block with the result in
+    its centre and its `num_neighbours` noisy neighbours around it, in row-major order (Fig. 7's
+    3 x 3 block for the default 8). num_neighbours + 1 must be an odd square: 0, 8, 24.
+
+    With `pixel_baseline` (Fig. 7's comparison: arithmetic on images instead of latents), each
+    concept's row also shows the mean of its exemplar images right after the mean latent's
+    image, and a blank column after the block is followed by the pixel-space result
+    (`pixel_arithmetic`: mean images a - b + c, clipped to [-1, 1]) level with the latent
+    result: K + 5 + S columns instead of K + 2 + S.
     """
     _, z_dim, prior = resolve_model(model, prior)
-    if not validation.is_int(num_neighbours):
-        raise UserError(f"num_neighbours must be an integer; got {num_neighbours!r}.")
-    side = math.isqrt(max(int(num_neighbours), 0) + 1)
-    if num_neighbours < 0 or side * side != num_neighbours + 1 or side % 2 == 0:
-        raise UserError(
-            f"num_neighbours must be 0, 8, 24, 48, ... (the result sits in the centre of a "
-            f"square block); got {num_neighbours}."
-        )
+    side = _block_side(num_neighbours)
+    validation.boolean(pixel_baseline, "pixel_baseline")
     exemplars = tuple(
         exemplar_latents(spec, z_dim, prior, name) for spec, name in ((a, "a"), (b, "b"), (c, "c"))
     )
     means = np.stack([concept_vector(z) for z in exemplars])
     result = combine(*means)
     near = neighbours(result, num_neighbours, noise_scale, seed)
-
-    k = max(len(z) for z in exemplars)
-    rows, columns = max(3, side), k + 2 + side
-    cells: list = [None] * (rows * columns)  # latents per cell; None is blank
-    top = (rows - 3) // 2
-    for r, z in enumerate(exemplars):
-        for j, zj in enumerate(z):
-            cells[(top + r) * columns + j] = zj
-        cells[(top + r) * columns + k] = means[r]
-    block = list(near)
-    block.insert(len(block) // 2, result)  # the centre of a side x side block, row-major
-    top = (rows - side) // 2
-    for i, zi in enumerate(block):
-        r, col = divmod(i, side)
-        cells[(top + r) * columns + k + 2 + col] = zi
-    filled = [i for i, z in enumerate(cells) if z is not None]
+    rows, columns, cells, exemplar_cells, pixel_cells = _layout(
+        exemplars, means, result, near, side, pixel_baseline
+    )
+    filled = sorted(cells)
     rendered = render(model, np.stack([cells[i] for i in filled]), batch_size)
-    images = np.full((len(cells),) + rendered.shape[1:], -1.0, np.float32)
+    images = np.full((rows * columns,) + rendered.shape[1:], -1.0, np.float32)
     images[filled] = rendered
-    return ArithmeticGrid(images, columns, exemplars, means, result, near)
+    pixel_means = pixel_result = None
+    if pixel_cells is not None:
+        pixel_means, pixel_result = pixel_arithmetic(*(images[i] for i in exemplar_cells))
+        images[pixel_cells[0]] = pixel_means
+        images[pixel_cells[1]] = pixel_result
+    return ArithmeticGrid(
+        images, columns, exemplars, means, result, near, pixel_means, pixel_result
+    )
 
 
 def turn_grid(

@@ -24,6 +24,10 @@ COMMANDS = {
     "serve": ("keras_dcgan.cli.serve", "serve exported versions (TF Serving's gRPC and REST)"),
     "interpolate": ("keras_dcgan.cli.interpolate", "latent walks between seeds (paper Fig. 4)"),
     "arithmetic": ("keras_dcgan.cli.arithmetic", "vector arithmetic on latents (paper Fig. 7, 8)"),
+    "attributes": (
+        "keras_dcgan.cli.attributes",
+        "train the CelebA attribute classifier that picks arithmetic exemplars",
+    ),
     "classify": ("keras_dcgan.cli.classify", "D's features + L2-SVM as a classifier (paper 5.1)"),
     "visualize": ("keras_dcgan.cli.visualize", "guided backprop of D's features (paper Fig. 5)"),
     "ablate": ("keras_dcgan.cli.ablate", "drop G's feature maps of an object (paper 6.3.1)"),
