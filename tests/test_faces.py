@@ -270,3 +270,22 @@ def test_cli_exemplars_too_rare_is_a_clear_error(faces_run):
         f"--output={root / 'rare.png'}",
     )  # fmt: skip
     assert out.returncode == 1 and "samples show Smiling with confidence >= 0.99" in out.stderr
+
+
+def test_cli_attributes_trains_evaluates_and_writes_the_classifier(tmp_path):
+    code = (
+        "import sys, tensorflow_datasets as tfds\n"
+        "from keras_dcgan.cli.main import run\n"
+        "with tfds.testing.mock_data(num_examples=10):\n"
+        "    run(['dcgan', 'attributes', *sys.argv[1:]])\n"
+    )
+    args = ["--limit=8", "--eval_limit=4", "--epochs=1", "--width=4", "--image_size=32"]
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args, f"--output={tmp_path / 'attr.keras'}"],
+        capture_output=True, text=True, env=dcgan_env(), timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Training on 8 faces" in out.stdout and "attribute accuracy" in out.stdout
+    at.load_classifier(tmp_path / "attr.keras")
+    bad = dcgan("attributes", f"--output={tmp_path / 'attr.h5'}")
+    assert bad.returncode == 1 and "--output must end in .keras" in bad.stderr
