@@ -79,13 +79,16 @@ def test_boxes_map_to_layer_cells():
         ab.boxes_to_mask([[0, 0, 1, 1]], 32, 12)
 
 
-def planted_boxes(gan, channel, seeds):
+def planted_boxes(gan, channel, seeds, layer=-2):
     """Boxes around the layer cells where `channel` is high: the object IS that channel."""
-    h = model_hidden(gan, seeds)[..., channel]
+    z = latent.latents_from_seeds(seeds, gan.z_dim, gan.z_prior)
+    index = gan.generator.block_names.index(ab.resolve_layer(gan, layer))
+    h = gan.generator.block_outputs(z, training=False)[index].numpy()[..., channel]
+    f = 32 // h.shape[1]  # pixels per cell
     high = h > np.quantile(h, 0.85)
     samples = []
     for seed, cells in zip(seeds, high, strict=True):
-        boxes = [[2 * j, 2 * i, 2 * j + 2, 2 * i + 2] for i, j in np.argwhere(cells)]
+        boxes = [[f * j, f * i, f * j + f, f * i + f] for i, j in np.argwhere(cells)]
         samples.append({"seed": seed, "boxes": boxes})
     return ab.parse_boxes({"image_size": 32, "samples": samples})
 
@@ -109,6 +112,85 @@ def test_logistic_regression_finds_the_planted_channel(gan):
     result = ab.forget_objects(gan, [7, 8], boxes=boxes)
     np.testing.assert_array_equal(result.channels, fit.channels)
     np.testing.assert_array_equal(result.without_maps, ab.render(gan, [7, 8], fit.channels))
+
+
+# ------------------------------------------------------------------------- --layer
+HIDDEN = [("project", 0, (4, 4, 32)), ("up1", 1, (8, 8, 16)), ("up2", 2, (16, 16, 8))]
+
+
+@pytest.mark.parametrize("name, index, shape", HIDDEN)
+def test_every_hidden_layer(gan, name, index, shape):
+    g = gan.generator
+    assert ab.hidden_layers(gan) == ("project", "up1", "up2")
+    for spelling in (name, index, str(index), index - 4, f"{index - 4}"):
+        assert ab.resolve_layer(gan, spelling) == name
+    assert ab.layer_shape(gan, name) == shape
+    z = latent.latents_from_seeds(SEEDS, gan.z_dim, gan.z_prior)
+    h = ab.hidden_features(gan, SEEDS, layer=name)
+    np.testing.assert_array_equal(h, g.block_outputs(z, training=False)[index].numpy())
+    # No map dropped: exactly the plain samples, from any layer.
+    plain = gan.sample(seeds=SEEDS).numpy()
+    np.testing.assert_array_equal(ab.render(gan, SEEDS, layer=name), plain)
+    np.testing.assert_array_equal(ab.render(gan, SEEDS, [], layer=index), plain)
+    # Some maps dropped: the rest of G sees them zeroed, the other maps unchanged.
+    some = [0, shape[-1] - 1]
+    dropped = ab.hidden_features(gan, SEEDS, some, layer=name)
+    assert np.all(dropped[..., some] == 0)
+    keep = [c for c in range(shape[-1]) if c not in some]
+    np.testing.assert_array_equal(dropped[..., keep], h[..., keep])
+    # Every map dropped: the image changes (G's later blocks see only zeros; a random-init G's
+    # images are small, so the change is measured against them).
+    blank = ab.render(gan, SEEDS, list(range(shape[-1])), layer=name)
+    assert np.abs(blank - plain).max() > 0.5 * np.abs(plain).max() > 0
+    assert np.all(ab.hidden_features(gan, SEEDS, list(range(shape[-1])), layer=name) == 0)
+    result = ab.forget_objects(gan, SEEDS, channels=some, layer=index)
+    assert (result.layer, result.layer_shape) == (name, shape)
+    np.testing.assert_array_equal(result.with_maps, plain)
+    np.testing.assert_array_equal(result.without_maps, ab.render(gan, SEEDS, some, layer=name))
+
+
+def test_default_layer_is_the_last_hidden_block(gan):
+    assert ab.resolve_layer(gan) == ab.resolve_layer(gan, None) == "up2"
+    assert ab.layer_shape(gan) == ab.layer_shape(gan, "up2") == ab.layer_shape(gan, -2)
+    np.testing.assert_array_equal(ab.render(gan, SEEDS, [1]), ab.render(gan, SEEDS, [1], layer=2))
+
+
+@pytest.mark.parametrize("layer, channel", [("up1", 5), ("up1", 11), (0, 20)])
+def test_logistic_regression_finds_a_planted_channel_at_any_layer(gan, layer, channel):
+    name = ab.resolve_layer(gan, layer)
+    boxes = planted_boxes(gan, channel, list(range(20)), layer=name)
+    fit = ab.fit_object_channels(gan, boxes, layer=layer)
+    side, _, maps = ab.layer_shape(gan, name)
+    assert int(np.argmax(fit.weights)) == channel and channel in fit.channels
+    assert len(fit.weights) == maps
+    np.testing.assert_array_equal(fit.channels, np.flatnonzero(fit.weights > 0))
+    assert fit.num_positives + fit.num_negatives == 20 * side * side
+    assert (fit.layer, fit.layer_shape) == (name, (side, side, maps))
+    record = fit.to_dict()
+    assert record["layer"] == name and record["layer_shape"] == [side, side, maps]
+    assert (record["num_dropped"], record["num_maps"]) == (len(fit.channels), maps)
+    result = ab.forget_objects(gan, [7, 8], boxes=boxes, layer=name)
+    np.testing.assert_array_equal(result.channels, fit.channels)
+    np.testing.assert_array_equal(
+        result.without_maps, ab.render(gan, [7, 8], fit.channels, layer=name)
+    )
+
+
+@pytest.mark.parametrize(
+    "layer, message",
+    [("output", "'output' is G's output block"), (3, "3 is G's output block"),
+     (-1, "-1 is G's output block"), (4, "index 4 is out of range"),
+     (-5, "index -5 is out of range"), ("up9", "no layer 'up9'"), ("", "no layer ''"),
+     (1.0, "must be a block name or index"), (True, "must be a block name or index")],
+)  # fmt: skip
+def test_bad_layers_are_refused(gan, layer, message):
+    with pytest.raises(ValueError, match=message) as error:
+        ab.render(gan, [1], layer=layer)
+    assert "hidden layers are project, up1, up2" in str(error.value)
+    with pytest.raises(ValueError, match=message):
+        ab.forget_objects(gan, [1], channels=[0], layer=layer)
+    with pytest.raises(ValueError, match="channel 16 is out of range"):
+        ab.render(gan, [1], [16], layer="up1")  # up1 has 16 maps
 
 
 def test_fitting_needs_positives_and_negatives(gan):
@@ -223,6 +305,28 @@ def test_cli_fits_drops_and_writes_both_rows(tiny_run_dir, tmp_path):
     got = np.asarray(Image.open(png))
     assert got.shape == want.shape == (2 * 34 + 2, 3 * 34 + 2, 3)  # 2 rows, 3 seeds
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # float rounding at most
+
+
+def test_cli_layer_option(tiny_run_dir, tmp_path):
+    from keras_dcgan.training import load_trained
+
+    _, gan = load_trained(tiny_run_dir)
+    png, saved = tmp_path / "a.png", tmp_path / "ch.json"
+    out = dcgan("ablate", f"--model_dir={tiny_run_dir}", "--layer=up1", "--channels=2,9",
+                "--seeds=7,8", f"--output={png}", f"--save_channels={saved}")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads(saved.read_text())
+    assert record["layer"] == "up1" and record["layer_shape"] == [8, 8, 16]
+    assert (record["num_dropped"], record["num_maps"], record["channels"]) == (2, 16, [2, 9])
+    assert "Dropped 2 of 16 feature maps of G's layer up1 (8x8x16)" in out.stdout
+    got = np.asarray(Image.open(png))
+    assert got.shape == (2 * 34 + 2, 2 * 34 + 2, 3)
+    out = dcgan("ablate", f"--model_dir={tiny_run_dir}", "--layer=output", "--channels=1",
+                f"--output={png}")  # fmt: skip
+    assert out.returncode == 1
+    assert (
+        "dcgan ablate: error:" in out.stderr and "hidden layers are project, up1, up2" in out.stderr
+    )
 
 
 def test_cli_exits_1_on_a_bad_box_file(tiny_run_dir, tmp_path):

@@ -161,7 +161,8 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path, args, message):
         ("attributes", ["--limit", "--data_dir", "--output"]),
         ("classify", ["--protocol"]),
         ("visualize", ["--features"]),
-        ("ablate", ["--boxes"]),
+        ("ablate", ["--boxes", "--layer"]),
+        ("neighbours", ["--k", "--num_images", "--space", "--save"]),
     ],
 )
 def test_command_help_lists_the_commands_own_flags(command, flags):

@@ -7,18 +7,33 @@ the same images negative), dropped "all feature maps with weights greater than z
 all spatial locations, and rendered new samples with and without them: the windows mostly vanish
 or turn into other objects.
 
-Here the "second highest layer" is the output of G's last hidden block (`block_names[-2]`, e.g.
-`up3` for a 64 px model; the input of the output transposed convolution, block `output`; 32x32 x
-widths[-1] maps for a 64 px model). The steps:
+The layer (`layer=`, `dcgan ablate --layer`) is any hidden block of G: `project` (4x4),
+`up1` ... `upk` (a block name) or its index in `g.block_names` (negative counts from the end);
+G's `output` block (the image) is not a feature layer. Default: G's last hidden block
+(`block_names[-2]`, e.g. `up3` for a 64 px model: 32x32 x widths[-1] maps, the input of the
+output transposed convolution), as before the option existed.
 
+Which layer is the paper's "second highest convolution layer"? For the 64 px bedroom model (G
+1024-512-256-128, Fig. 1) G has four convolutions: up1 (8x8x512), up2 (16x16x256), up3
+(32x32x128) and the output one (64x64x3). Taken literally, the highest is the output convolution
+and the second highest is up3's, whose 128 maps cannot hold the "200" maps the paper dropped.
+Counting the layers whose *features* (hidden activations) can be fed to a classifier, the
+highest is up3's output and the second highest is up2's: 256 maps at 16x16, the only reading
+that fits 200 dropped maps (200 of 256 positive weights; no other layer has between 200 and
+511 maps). So `--layer=up2` (index -3 for any resolution, 2 for 64 px) is the paper's layer;
+the default stays `up3` for backward compatibility. Not verified on a trained bedroom model
+(none on this project's machines): how many maps get a positive weight depends on the fit.
+
+The steps:
 1. `load_boxes(path)`: the annotations, validated (schema below).
-2. `hidden_features(gan, seeds)`: that layer's activations for the annotated seeds (inference
-   mode); `boxes_to_mask` maps each sample's boxes onto the layer's grid.
+2. `hidden_features(gan, seeds, layer=...)`: that layer's activations for the annotated seeds
+   (inference mode); `boxes_to_mask` maps each sample's boxes onto the layer's grid.
 3. `fit_object_channels(gan, boxes)`: scikit-learn `LogisticRegression` on the feature vectors
    at each spatial position (inside a box: positive; outside every box: negative), on
    standardised features; the channels whose weight is > `threshold` (0, the paper) are dropped.
-4. `render(gan, seeds, channels)`: samples with those channels zeroed at that layer, at every
-   position, then G's output block; `forget_objects` does 1-4 and renders both versions.
+4. `render(gan, seeds, channels, layer=...)`: samples with those channels zeroed at that
+   layer, at every position, then the rest of G (every later block, then the output block);
+   `forget_objects` does 1-4 and renders both versions.
 
 Box file (JSON):
 ```json
@@ -96,6 +111,7 @@ class ObjectChannels:
         accuracy: its accuracy on the training positions.
         num_positives, num_negatives: positions used.
         layer_shape: (side, side, C) of the layer.
+        layer: the layer's block name in G (`resolve_layer`).
     """
 
     channels: np.ndarray
@@ -105,11 +121,14 @@ class ObjectChannels:
     num_positives: int
     num_negatives: int
     layer_shape: tuple
+    layer: str | None = None
 
     def to_dict(self) -> dict:
         return {
-            "layer": "generator second-highest layer (output of the last hidden block)",
+            "layer": self.layer,
             "layer_shape": list(self.layer_shape),
+            "num_maps": int(self.layer_shape[-1]),
+            "num_dropped": len(self.channels),
             "channels": [int(c) for c in self.channels],
             "weights": [float(w) for w in self.weights],
             "intercept": float(self.intercept),
@@ -129,6 +148,8 @@ class Ablation:
         with_maps: float32 [N, H, W, C] in [-1, 1], the ordinary samples.
         without_maps: float32 [N, H, W, C], the same seeds with the channels zeroed.
         fit: the `ObjectChannels` when the channels were fit from boxes, else None.
+        layer: the block name of G's layer the channels were dropped from.
+        layer_shape: (side, side, C) of that layer.
     """
 
     seeds: list
@@ -136,6 +157,8 @@ class Ablation:
     with_maps: np.ndarray
     without_maps: np.ndarray
     fit: ObjectChannels | None = None
+    layer: str | None = None
+    layer_shape: tuple | None = None
 
 
 # ----------------------------------------------------------------------------- boxes
@@ -256,11 +279,47 @@ def _generator(gan):
     return generator
 
 
-def layer_shape(gan) -> tuple[int, int, int]:
-    """(side, side, channels) of G's second-highest layer: image_size / 2 x widths[-1]."""
+def hidden_layers(gan) -> tuple[str, ...]:
+    """The names of G's hidden blocks, the layers `layer=` accepts: `project`, `up1` ... `upk`."""
+    return _generator(gan).block_names[:-1]
+
+
+def resolve_layer(gan, layer=None) -> str:
+    """The block name of `layer`: None (G's last hidden block, `block_names[-2]`), a hidden
+    block's name (`"up2"`), or its index in `block_names` (an int, or a string of one as
+    `--layer=2` gives; negative counts from the end). G's output block is refused."""
     g = _generator(gan)
-    side = g.image_size // 2
-    return (side, side, int(g.widths[-1]))
+    names, hidden = g.block_names, hidden_layers(gan)
+    valid = (
+        f"G's hidden layers are {', '.join(hidden)} (indices 0..{len(hidden) - 1}, or "
+        f"{-len(names)}..-2 from the end); the output block {names[-1]!r} is the image"
+    )
+    if layer is None:
+        return names[-2]
+    if isinstance(layer, str) and layer.strip().lstrip("-").isdigit():
+        layer = int(layer.strip())
+    if validation.is_int(layer):
+        if not -len(names) <= layer < len(names):
+            raise UserError(f"layer index {layer} is out of range: {valid}.")
+        name = names[int(layer)]
+    elif isinstance(layer, str):
+        name = layer.strip()
+        if name not in names:
+            raise UserError(f"G has no layer {layer!r}: {valid}.")
+    else:
+        raise UserError(f"layer must be a block name or index; got {layer!r}. {valid}.")
+    if name == names[-1]:
+        raise UserError(f"layer {layer!r} is G's output block, not a feature layer: {valid}.")
+    return name
+
+
+def layer_shape(gan, layer=None) -> tuple[int, int, int]:
+    """(side, side, channels) of a hidden layer of G (`resolve_layer`): block i has side
+    4 * 2**i and widths[i] channels (default: the last hidden block, image_size / 2)."""
+    g = _generator(gan)
+    index = g.block_names.index(resolve_layer(gan, layer))
+    side = 4 * 2**index
+    return (side, side, int(g.widths[index]))
 
 
 def check_channels(channels, num_channels: int) -> np.ndarray:
@@ -279,10 +338,10 @@ def check_channels(channels, num_channels: int) -> np.ndarray:
     return np.asarray(sorted(int(c) for c in channels), np.int64)
 
 
-def _hidden(generator, z):
-    """G's second-highest layer (the output of block `block_names[-2]`, the input of the
-    output block) for z [N, z_dim], in inference mode: [N, side, side, widths[-1]]."""
-    return generator.block_output(z, generator.block_names[-2], training=False)
+def _hidden(generator, z, name):
+    """G's hidden layer `name` (a block's output, after its activation) for z [N, z_dim], in
+    inference mode: [N, side, side, channels]."""
+    return generator.block_output(z, name, training=False)
 
 
 def _drop(features, channels, num_channels):
@@ -293,55 +352,58 @@ def _drop(features, channels, num_channels):
     return features * tf.constant(keep, features.dtype)
 
 
-def _output(generator, features):
-    """G's output block (`block_names[-1]`: convolution and tanh) on `_hidden`'s features, in
-    inference mode: images [N, H, W, C] in [-1, 1]."""
+def _rest(generator, features, name):
+    """The rest of G after block `name` (every later block, the output block last) on that
+    block's features, in inference mode: images [N, H, W, C] in [-1, 1]."""
     x = features
-    for layer in generator.get_block(generator.block_names[-1]):
-        x = layer(x, training=False)
+    for block in generator.block_names[generator.block_names.index(name) + 1 :]:
+        for layer in generator.get_block(block):
+            x = layer(x, training=False)
     return x
 
 
-def hidden_features(gan, seeds, channels=(), batch_size: int = 64) -> np.ndarray:
-    """G's second-highest layer for latents named by seeds, in inference mode, with `channels`
-    zeroed (what the output block receives in `render`): float32 [N, side, side, C]."""
-    return _run(gan, seeds, channels, batch_size, images=False)
+def hidden_features(gan, seeds, channels=(), batch_size: int = 64, layer=None) -> np.ndarray:
+    """G's hidden `layer` (default: the last hidden block) for latents named by seeds, in
+    inference mode, with `channels` zeroed (what the rest of G receives in `render`): float32
+    [N, side, side, C]."""
+    return _run(gan, seeds, channels, batch_size, layer, images=False)
 
 
-def render(gan, seeds, channels=(), batch_size: int = 64) -> np.ndarray:
-    """Samples for `seeds` with `channels` of G's second-highest layer zeroed at every position
-    (inference mode): float32 [N, H, W, C] in [-1, 1]. No channels: exactly `gan.sample(seeds)`."""
-    return _run(gan, seeds, channels, batch_size, images=True)
+def render(gan, seeds, channels=(), batch_size: int = 64, layer=None) -> np.ndarray:
+    """Samples for `seeds` with `channels` of G's hidden `layer` (default: the last hidden block)
+    zeroed at every position, then the rest of G (inference mode): float32 [N, H, W, C] in
+    [-1, 1]. No channels: exactly `gan.sample(seeds)`."""
+    return _run(gan, seeds, channels, batch_size, layer, images=True)
 
 
-def _run(gan, seeds, channels, batch_size, images):
+def _run(gan, seeds, channels, batch_size, layer, images):
     generator = _generator(gan)
     seeds = check_seeds(seeds)
-    num_channels = layer_shape(gan)[-1]
+    name = resolve_layer(gan, layer)
+    num_channels = layer_shape(gan, name)[-1]
     channels = check_channels(channels, num_channels)
-    if batch_size < 1:
-        raise UserError(f"batch_size must be positive; got {batch_size}.")
+    validation.positive_int(batch_size, "batch_size")
     out = []
     for start in range(0, len(seeds), batch_size):
         z = latent.latents_from_seeds(seeds[start : start + batch_size], gan.z_dim, gan.z_prior)
-        x = _drop(_hidden(generator, z), channels, num_channels)
-        out.append(np.asarray(_output(generator, x) if images else x, np.float32))
+        x = _drop(_hidden(generator, z, name), channels, num_channels)
+        out.append(np.asarray(_rest(generator, x, name) if images else x, np.float32))
     return np.concatenate(out)
 
 
 # ---------------------------------------------------------------------------- fitting
 def training_positions(gan, boxes: BoxSet, negatives_per_positive: float | None = None,
-                       seed: int = 0):  # fmt: skip
-    """(X, y): feature vectors at layer positions inside boxes (y=1) and outside all boxes
-    (y=0) of every annotated sample. `negatives_per_positive` None takes every outside
+                       seed: int = 0, layer=None):  # fmt: skip
+    """(X, y): feature vectors of G's hidden `layer` at positions inside boxes (y=1) and outside
+    all boxes (y=0) of every annotated sample. `negatives_per_positive` None takes every outside
     position; a number samples that many negatives per positive (without replacement, seeded)."""
-    side, _, num_channels = layer_shape(gan)
+    side, _, num_channels = layer_shape(gan, layer)
     if boxes.image_size != _generator(gan).image_size:
         raise UserError(
             f"The boxes were drawn on {boxes.image_size} px images; the model makes "
             f"{_generator(gan).image_size} px images."
         )
-    features = hidden_features(gan, boxes.seeds)
+    features = hidden_features(gan, boxes.seeds, layer=layer)
     masks = np.stack([boxes_to_mask(b, boxes.image_size, side) for b in boxes.boxes])
     positives = features[masks]
     negatives = features[~masks]
@@ -371,6 +433,7 @@ def fit_object_channels(
     negatives_per_positive: float | None = None,
     balanced: bool = True,
     seed: int = 0,
+    layer=None,
 ) -> ObjectChannels:
     """Logistic regression from a position's feature vector to "inside a box" (module doc).
 
@@ -384,13 +447,16 @@ def fit_object_channels(
         balanced: weight the classes inversely to their frequency (boxes are usually a small
             share of the positions).
         seed: seed of the negative sampling.
+        layer: G's hidden layer (`resolve_layer`: a block name or index; default the last
+            hidden block).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     if not C > 0:
         raise UserError(f"C must be positive; got {C}.")
-    x, y = training_positions(gan, boxes, negatives_per_positive, seed)
+    layer = resolve_layer(gan, layer)
+    x, y = training_positions(gan, boxes, negatives_per_positive, seed, layer)
     scaled = StandardScaler().fit_transform(x)
     model = LogisticRegression(
         C=C, max_iter=2000, class_weight="balanced" if balanced else None
@@ -403,28 +469,33 @@ def fit_object_channels(
         accuracy=float(model.score(scaled, y)),
         num_positives=int(y.sum()),
         num_negatives=int(len(y) - y.sum()),
-        layer_shape=layer_shape(gan),
+        layer_shape=layer_shape(gan, layer),
+        layer=layer,
     )
 
 
-def forget_objects(gan, seeds, *, boxes: BoxSet | None = None, channels=None,
+def forget_objects(gan, seeds, *, boxes: BoxSet | None = None, channels=None, layer=None,
                    **fit_kwargs) -> Ablation:  # fmt: skip
     """Samples for `seeds` with and without the feature maps of an object (sec. 6.3.1).
 
-    Give `boxes` (the channels are fit with `fit_object_channels(gan, boxes, **fit_kwargs)`) or
-    `channels` (dropped as given)."""
+    Give `boxes` (the channels of `layer` are fit with `fit_object_channels(gan, boxes,
+    layer=layer, **fit_kwargs)`) or `channels` (dropped as given). `layer`: G's hidden layer
+    (`resolve_layer`; default the last hidden block)."""
     if (boxes is None) == (channels is None):
         raise UserError("Give either boxes (to fit the channels) or channels, not both.")
     seeds = check_seeds(seeds)
+    layer = resolve_layer(gan, layer)
     fit = None
     if boxes is not None:
-        fit = fit_object_channels(gan, boxes, **fit_kwargs)
+        fit = fit_object_channels(gan, boxes, layer=layer, **fit_kwargs)
         channels = fit.channels
-    channels = check_channels(channels, layer_shape(gan)[-1])
+    channels = check_channels(channels, layer_shape(gan, layer)[-1])
     return Ablation(
         seeds=seeds,
         channels=channels,
         with_maps=render(gan, seeds),
-        without_maps=render(gan, seeds, channels),
+        without_maps=render(gan, seeds, channels, layer=layer),
         fit=fit,
+        layer=layer,
+        layer_shape=layer_shape(gan, layer),
     )

@@ -31,6 +31,10 @@ COMMANDS = {
     "classify": ("keras_dcgan.cli.classify", "D's features + L2-SVM as a classifier (paper 5.1)"),
     "visualize": ("keras_dcgan.cli.visualize", "guided backprop of D's features (paper Fig. 5)"),
     "ablate": ("keras_dcgan.cli.ablate", "drop G's feature maps of an object (paper 6.3.1)"),
+    "neighbours": (
+        "keras_dcgan.cli.neighbours",
+        "samples beside their nearest training images (memorisation check)",
+    ),
 }
 HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-?")
 
