@@ -157,3 +157,60 @@ def test_bad_streaming_inputs_are_refused(tmp_path):
         read_only.chmod(0o700)
     with pytest.raises(UserError, match=r"writes 1,000,000,000 x 28,672 float32 features"):
         F._check_disk(10**9, 28_672, "float32", str(tmp_path))  # 107 TB
+
+
+# ------------------------------------------------------------- Table 2's supervised baseline
+def test_supervised_baseline_beats_chance_on_digits():
+    from keras_dcgan.analysis.supervised import supervised_baseline, supervised_classifier
+
+    model = supervised_classifier(get_config("tiny").model, 10, seed=0)
+    assert model.output_shape == (None, 10)
+    conv = [w.name for w in model.weights if "kernel" in w.path and "conv" in w.path]
+    assert len(conv) == 3  # D's three conv blocks, then the 10-way head
+    data = F.load_protocol_data(F.get_protocol("digits"), 32, 3)
+    protocol = F.get_protocol("digits", labels=50, repeats=2)
+    result = supervised_baseline(get_config("tiny").model, protocol, data=data, max_epochs=12,
+                                 patience=4)  # fmt: skip
+    assert len(result.test_errors) == 2 and all(1 <= e <= 12 for e in result.best_epochs)
+    assert result.mean < 0.5, result.to_dict()  # chance: 90%
+    assert "test error" in result.text() and result.to_dict()["test_error_std"] >= 0
+    with pytest.raises(UserError, match="max_epochs must be a positive integer"):
+        supervised_baseline(get_config("tiny").model, protocol, data=data, max_epochs=0)
+    with pytest.raises(UserError, match="learning_rate must be a positive number"):
+        supervised_baseline(get_config("tiny").model, protocol, data=data, learning_rate=-1.0)
+    gray = F.load_protocol_data(F.get_protocol("digits"), 16, 1)
+    with pytest.raises(UserError, match="the architecture takes"):
+        supervised_baseline(get_config("tiny").model, protocol, data=gray)
+
+
+def test_supervised_baseline_on_mock_svhn():
+    import tensorflow_datasets as tfds
+
+    from keras_dcgan.analysis.supervised import supervised_baseline
+
+    with tfds.testing.mock_data(num_examples=120):
+        svhn = F.get_protocol("svhn", labels=20, val_size=30, repeats=1)
+        result = supervised_baseline(get_config("tiny").model, svhn, max_epochs=2, patience=1)
+    assert len(result.test_errors) == 1 and 0.0 <= result.mean <= 1.0
+
+
+def test_dcgan_classify_streaming_with_the_supervised_baseline(tmp_path):
+    import json
+
+    from keras_dcgan.training import train
+    from tests import helpers
+
+    model_dir = str(tmp_path / "run")
+    train(get_config("tiny", steps=2), model_dir, verbose=0)
+    output = str(tmp_path / "report.json")
+    out = helpers.dcgan("classify", f"--model_dir={model_dir}", "--labels=20", "--val_size=100",
+                        "--repeats=1", "--C=0.01", "--solver=streaming", "--feature_dtype=float16",
+                        f"--feature_dir={tmp_path / 'features'}", "--baseline=supervised",
+                        "--max_epochs=3", f"--output={output}")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "streaming solver" in out.stdout and "supervised, same arch.:" in out.stdout
+    report = json.load(open(output))
+    assert report["solver"] == "streaming" and len(report["supervised"]["test_errors"]) == 1
+    out = helpers.dcgan("classify", f"--model_dir={model_dir}", "--solver=streaming",
+                        "--feature_dir=/proc/x")  # fmt: skip
+    assert out.returncode == 1 and "feature_dir '/proc/x' is not writable" in out.stderr
