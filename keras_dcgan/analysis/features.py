@@ -31,16 +31,22 @@ Here:
   randomly initialised one of the same architecture (`random_discriminator`, seeded): the
   baseline that shows what training added (`ClassificationReport.summary()`).
 
-Memory. Features are computed in batches into one preallocated float32 array, and the test set is
-streamed (features of `test_chunk` images at a time, scored and dropped). The training features
-are not: `LinearSVC` (liblinear) needs them all, as float64 (the standardised copy) and as
-liblinear's 16-byte (index, value) node per non-zero value. A fit peaks at about 32 bytes per
-training feature value (measured: 4 float32 + 8 float64 + 16 liblinear + scratch). CIFAR-10 at
-paper32 (50,000 x 28,672) thus needs about 46 GB (43 GiB); `compare_discriminators` estimates
-this once the data is loaded and refuses with a ValueError when it exceeds the machine's physical
-memory, before any feature is computed. SVHN with 1000 labels at paper32 needs about 1 GB for the
-fit; its 10,000 validation features (1.1 GB float32) are only scored, and the 26,032 test features
-are never all in memory.
+Memory. Two solvers (`solver`, default "auto"):
+- "exact": the training features in memory, standardised into float64 and fitted by `LinearSVC`
+  (liblinear), which needs them all as float64 and as its 16-byte (index, value) nodes: a fit peaks
+  at about 32 bytes per training feature value (measured: 4 float32 + 8 float64 + 16 liblinear +
+  scratch). CIFAR-10 at paper32 (50,000 x 28,672) would need about 43 GiB.
+- "streaming" (`keras_dcgan.analysis.streaming_svm`): the training and validation features are
+  written batch by batch to `.npy` files (`feature_dir`, default a temporary folder removed after
+  use; float32 or float16 by `feature_dtype`), standardised with statistics from a streaming pass
+  and fitted by L-BFGS on the same L2-SVM objective, one pass over the files per iteration. Its
+  memory does not grow with the number of examples: about 3.6 GiB for CIFAR-10 at paper32
+  (`STREAMING_BASE_BYTES` + a 256 MiB chunk + a test chunk); the disk needs 2.7 GiB (float16).
+"auto" takes the exact solver when its fit needs at most half the machine's memory, the streaming
+one otherwise. `compare_discriminators` estimates the need once the data is loaded and refuses with
+a UserError when it exceeds the machine's physical memory (or the folder's free disk space), before
+any feature is computed. The test set is always streamed (features of `test_chunk` images at a
+time, scored and dropped).
 """
 
 from __future__ import annotations
@@ -48,18 +54,25 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from keras_dcgan import validation
+from keras_dcgan.analysis import streaming_svm
 from keras_dcgan.errors import UserError
 
 GRID = 4  # the paper's 4 x 4 spatial grid
 DEFAULT_C_GRID = tuple(10.0**k for k in range(-5, 1))  # 1e-5 ... 1, log scale
 BYTES_PER_FIT_VALUE = 32  # measured peak: float32 features, float64 copy, liblinear nodes
 TRAINED, RANDOM_INIT = "trained", "random_init"
+SOLVERS = ("auto", "exact", "streaming")
+# The process without the fit (TensorFlow, the model, CIFAR-10's 60,000 uint8 images: 176 MiB):
+# an allowance, not measured with a paper32 D; bench/classify_memory.py measures the fit alone.
+STREAMING_BASE_BYTES = 2 * 2**30
+TEST_CHUNK = 4096  # test images whose features are computed and scored at a time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -501,20 +514,108 @@ class FeatureResult:
         }
 
 
-def _memory_check(n_fit: int, dim: int, limit_bytes: int | None) -> None:
-    if limit_bytes is None:
-        try:
-            limit_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            return
-    need = n_fit * dim * BYTES_PER_FIT_VALUE
-    if need > limit_bytes:
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def streaming_peak_bytes(dim: int, classes: int = 10, feature_dtype="float32",
+                         test_chunk: int = TEST_CHUNK) -> int:  # fmt: skip
+    """Estimated peak memory of the streaming path, whatever the number of examples: the process
+    (`STREAMING_BASE_BYTES`), a fit chunk (`streaming_svm.streaming_fit_bytes`) and a test chunk's
+    features with their standardised copy (float32, twice). paper32, 10 classes: about 3.6 GiB."""
+    fit = streaming_svm.streaming_fit_bytes(dim, classes, feature_dtype)
+    return STREAMING_BASE_BYTES + fit + test_chunk * dim * 8
+
+
+def _memory_check(n_fit: int, dim: int, limit_bytes: int | None, solver: str = "exact", *,
+                  classes: int = 10, feature_dtype="float32") -> int:  # fmt: skip
+    """Raises a UserError when the fit needs more than `limit_bytes` (default: the machine's
+    physical memory); returns the estimated need in bytes."""
+    limit_bytes = _physical_memory() if limit_bytes is None else limit_bytes
+    if solver == "streaming":
+        need = streaming_peak_bytes(dim, classes, feature_dtype)
+        why = (
+            f"streaming solver: {STREAMING_BASE_BYTES / 2**30:.0f} GiB for the process, a 256 MiB "
+            "chunk of features and a test chunk, whatever the number of examples"
+        )
+        advice = "Use a narrower model or a machine with more memory."
+    else:
+        need = n_fit * dim * BYTES_PER_FIT_VALUE
+        why = (
+            f"exact solver, {BYTES_PER_FIT_VALUE} bytes per value: float32 features, their "
+            "standardised float64 copy and liblinear's 16-byte nodes"
+        )
+        advice = "Use solver='streaming' (--solver=streaming), fewer labels or a narrower model."
+    if limit_bytes is not None and need > limit_bytes:
         raise UserError(
             f"The L2-SVM fit on {n_fit:,} x {dim:,} features needs about {need / 2**30:.1f} GiB "
-            f"({BYTES_PER_FIT_VALUE} bytes per value: float32 features, their standardised float64 "
-            f"copy and liblinear's 16-byte nodes), more than the {limit_bytes / 2**30:.1f} GiB "
-            "available. Use fewer labels or a narrower model."
+            f"({why}), more than the {limit_bytes / 2**30:.1f} GiB available. {advice}"
         )
+    return need
+
+
+def choose_solver(solver: str, n_fit: int, dim: int, limit_bytes: int | None = None) -> str:
+    """The solver to use, "exact" or "streaming": `solver` unless "auto", which takes the exact
+    solver when its fit needs at most half of `limit_bytes` (default: the physical memory)."""
+    validation.one_of(solver, SOLVERS, "solver")
+    if solver != "auto":
+        return solver
+    limit_bytes = _physical_memory() if limit_bytes is None else limit_bytes
+    exact = n_fit * dim * BYTES_PER_FIT_VALUE
+    return "exact" if limit_bytes is None or exact <= limit_bytes / 2 else "streaming"
+
+
+def _check_disk(n_rows: int, dim: int, feature_dtype, folder: str | None) -> None:
+    need = n_rows * dim * streaming_svm.feature_dtype(feature_dtype).itemsize
+    if folder is not None:
+        folder = streaming_svm.feature_folder(folder)  # created, checked writable
+    free = streaming_svm.disk_free(folder)
+    if need > free:
+        raise UserError(
+            f"The streaming solver writes {n_rows:,} x {dim:,} {feature_dtype} features "
+            f"({need / 2**30:.1f} GiB) to {folder or 'the temporary folder'}, which has "
+            f"{free / 2**30:.1f} GiB free. Use --feature_dir elsewhere or --feature_dtype=float16."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamingOptions:
+    """Where and how the streaming solver stores features (`feature_dir` None: a temporary folder,
+    removed after use; a given folder is kept, the feature files in it are removed)."""
+
+    feature_dir: str | None = None
+    feature_dtype: str = "float32"
+    chunk_rows: int | None = None
+    max_iter: int = 300
+
+    def __post_init__(self):
+        streaming_svm.feature_dtype(self.feature_dtype)
+        validation.positive_int(self.chunk_rows, "chunk_rows", optional=True)
+        validation.positive_int(self.max_iter, "max_iter")
+
+
+def _fit_streaming(pool_features, labels, split, grid, refit_on_val, options, tag) -> L2SVM:
+    folder = streaming_svm.feature_folder(options.feature_dir)
+    stores = []
+    try:
+        for part in ("train", "val"):
+            path = os.path.join(folder, f"{tag}_{part}.npy")
+            indices = getattr(split, part)
+            stores.append(streaming_svm.extract_to_store(
+                pool_features, indices, path, options.feature_dtype))  # fmt: skip
+        scaler, svm, best, val_errors, converged = streaming_svm.fit_streaming_svm(
+            stores[0], labels[split.train], stores[1], labels[split.val], grid,
+            refit_on_val=refit_on_val, max_iter=options.max_iter, chunk_rows=options.chunk_rows,
+        )  # fmt: skip
+    finally:
+        for store in stores:
+            store.remove()
+        if options.feature_dir is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return L2SVM(scaler, svm, best, val_errors, converged)
 
 
 def evaluate_features(
@@ -526,17 +627,22 @@ def evaluate_features(
     refit_on_val: bool = False,
     seed: int = 0,
     name: str = "features",
-    test_chunk: int = 4096,
+    test_chunk: int = TEST_CHUNK,
     cache_bytes: int = 2**30,
+    solver: str = "exact",
+    streaming: StreamingOptions | None = None,
 ) -> FeatureResult:
     """Runs a protocol's splits with one feature extractor (`extract(images) -> [N, dim]`).
 
     Per split: features of the labelled and validation examples, `fit_l2svm` (C chosen on the
-    validation labels only), then the test error: on `data.test_images` (streamed `test_chunk`
-    images at a time, every split's classifier scoring each chunk) or on the split's `test`
-    indices of the pool. When the pool's features fit `cache_bytes` they are computed once.
+    validation labels only; with `solver="streaming"` the features go to disk and
+    `streaming_svm.fit_streaming_svm` fits them), then the test error: on `data.test_images`
+    (streamed `test_chunk` images at a time, every split's classifier scoring each chunk) or on
+    the split's `test` indices of the pool. When the pool's features fit `cache_bytes` they are
+    computed once.
     """
     grid = _check_C_grid(C_grid)
+    validation.one_of(solver, SOLVERS[1:], "solver")
     labels = np.asarray(data.pool_labels)
     pool_cache = None
     if len(splits) > 1 or splits[0].test is not None:
@@ -551,26 +657,21 @@ def evaluate_features(
 
     models, errors = [], {}
     for i, split in enumerate(splits):
-        model = fit_l2svm(
-            pool_features(split.train), labels[split.train],
-            pool_features(split.val), labels[split.val],
-            grid, refit_on_val=refit_on_val, seed=seed + i,
-        )  # fmt: skip
+        if solver == "streaming":
+            model = _fit_streaming(pool_features, labels, split, grid, refit_on_val,
+                                   streaming or StreamingOptions(), f"{name}_{i}")  # fmt: skip
+        else:
+            model = fit_l2svm(
+                pool_features(split.train), labels[split.train],
+                pool_features(split.val), labels[split.val],
+                grid, refit_on_val=refit_on_val, seed=seed + i,
+            )  # fmt: skip
         models.append(model)
         if split.test is not None:
             errors[i] = model.error(pool_features(split.test), labels[split.test])
     streamed = [i for i in range(len(splits)) if i not in errors]
     if streamed:
-        if data.test_images is None:
-            raise UserError("Splits without test indices need the data's test images.")
-        wrong = np.zeros(len(splits))
-        for start in range(0, len(data.test_images), test_chunk):
-            chunk = extract(data.test_images[start : start + test_chunk])
-            truth = data.test_labels[start : start + test_chunk]
-            for i in streamed:
-                wrong[i] += np.sum(models[i].predict(chunk) != truth)
-        for i in streamed:
-            errors[i] = float(wrong[i] / len(data.test_images))
+        _test_errors(extract, data, models, streamed, test_chunk, errors)
     return FeatureResult(
         name,
         test_errors=[float(errors[i]) for i in range(len(splits))],
@@ -578,6 +679,19 @@ def evaluate_features(
         val_errors=[m.val_errors for m in models],
         converged=[m.converged for m in models],
     )
+
+
+def _test_errors(extract, data, models, streamed, test_chunk, errors) -> None:
+    if data.test_images is None:
+        raise UserError("Splits without test indices need the data's test images.")
+    wrong = np.zeros(len(models))
+    for start in range(0, len(data.test_images), test_chunk):
+        chunk = extract(data.test_images[start : start + test_chunk])
+        truth = data.test_labels[start : start + test_chunk]
+        for i in streamed:
+            wrong[i] += np.sum(models[i].predict(chunk) != truth)
+    for i in streamed:
+        errors[i] = float(wrong[i] / len(data.test_images))
 
 
 # ------------------------------------------------------------------------------------- report
@@ -594,6 +708,8 @@ class ClassificationReport:
     random_init: FeatureResult
     model_dir: str | None = None
     step: int | None = None
+    solver: str = "exact"
+    supervised: object | None = None  # a supervised.SupervisedResult (Table 2's baseline)
 
     def summary(self) -> str:
         p = self.protocol
@@ -604,12 +720,15 @@ class ClassificationReport:
             f"Discriminator features + L2-SVM (paper sec. 5.1), protocol {p.name} ({p.dataset}): "
             f"{labels}, C chosen from {len(self.C_grid)} values on {p.val_size:,} validation "
             f"examples{refit}, {self.num_test:,} test examples, {p.repeats} repeat(s), "
-            f"{self.feature_dim:,} features.",
+            f"{self.feature_dim:,} features, {self.solver} solver.",
             f"  trained D{step}:".ljust(28) + _error_text(self.trained),
             "  random-init D:".ljust(28) + _error_text(self.random_init),
         ]
+        if self.supervised is not None:
+            lines.append("  supervised, same arch.:".ljust(28) + self.supervised.text())
         if not all(self.trained.converged + self.random_init.converged):
-            lines.append("  (liblinear did not converge in some fits)")
+            solver = "liblinear" if self.solver == "exact" else "L-BFGS"
+            lines.append(f"  ({solver} did not converge in some fits)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -622,8 +741,10 @@ class ClassificationReport:
             "num_test": self.num_test,
             "model_dir": self.model_dir,
             "step": self.step,
+            "solver": self.solver,
             TRAINED: self.trained.to_dict(),
             RANDOM_INIT: self.random_init.to_dict(),
+            "supervised": None if self.supervised is None else self.supervised.to_dict(),
         }
 
 
@@ -647,9 +768,13 @@ def compare_discriminators(
     data_dir: str | None = None,
     download: bool = True,
     memory_limit_bytes: int | None = None,
+    solver: str = "auto",
+    streaming: StreamingOptions | None = None,
 ) -> ClassificationReport:
     """The protocol with `discriminator`'s features and with those of a randomly initialised
     discriminator of the same architecture (`random_discriminator(..., seed)`), on the same splits.
+    `solver`: "exact" (LinearSVC), "streaming" (features on disk, `streaming` says where) or
+    "auto" (`choose_solver`); the memory (and disk) need is checked before any feature is computed.
 
     `data` (default: `load_protocol_data`) lets a caller pass images already loaded.
     """
@@ -674,19 +799,26 @@ def compare_discriminators(
     splits = make_splits(data.pool_labels, data.num_classes, protocol, seed)
     dim = feature_dim(d)
     n_fit = len(splits[0].train) + (len(splits[0].val) if protocol.refit_on_val else 0)
-    _memory_check(n_fit, dim, memory_limit_bytes)
+    solver = choose_solver(solver, n_fit, dim, memory_limit_bytes)
+    streaming = streaming or StreamingOptions()
+    _memory_check(n_fit, dim, memory_limit_bytes, solver, classes=data.num_classes,
+                  feature_dtype=streaming.feature_dtype)  # fmt: skip
+    if solver == "streaming":
+        n_rows = len(splits[0].train) + len(splits[0].val)
+        _check_disk(n_rows, dim, streaming.feature_dtype, streaming.feature_dir)
     results = {}
     for name, network in ((TRAINED, d), (RANDOM_INIT, random_discriminator(d, seed))):
         results[name] = evaluate_features(
             FeatureExtractor(network, batch_size), data, splits, grid,
-            refit_on_val=protocol.refit_on_val, seed=seed, name=name,
+            refit_on_val=protocol.refit_on_val, seed=seed, name=name, solver=solver,
+            streaming=streaming,
         )  # fmt: skip
     if splits[0].test is None:
         num_test = len(data.test_images)
     else:
         num_test = int(round(np.mean([len(s.test) for s in splits])))
     return ClassificationReport(protocol, dim, grid, seed, num_test, results[TRAINED],
-                                results[RANDOM_INIT])  # fmt: skip
+                                results[RANDOM_INIT], solver=solver)  # fmt: skip
 
 
 def classify(
@@ -701,6 +833,8 @@ def classify(
     batch_size: int = 256,
     data_dir: str | None = None,
     download: bool = True,
+    solver: str = "auto",
+    streaming: StreamingOptions | None = None,
 ) -> ClassificationReport:
     """Section 5.1 for a run folder: its discriminator (newest checkpoint) vs a random-init one.
 
@@ -710,17 +844,19 @@ def classify(
     print(report.summary())
     ```
     `labels`, `val_size`, `repeats` replace the protocol's defaults (`PROTOCOLS`); `labels="all"`
-    uses the whole training split (cifar10's default).
+    uses the whole training split (cifar10's default). `solver`, `streaming`: as
+    `compare_discriminators`.
     """
     from keras_dcgan.training import load_trained
     from keras_dcgan.training.callbacks import iterations
 
     spec = get_protocol(protocol, labels, val_size, repeats)
     _check_C_grid(C_grid)
+    validation.one_of(solver, SOLVERS, "solver")
     _, gan = load_trained(model_dir)
     report = compare_discriminators(
         gan.discriminator, spec, C_grid=C_grid, seed=seed, batch_size=batch_size,
-        data_dir=data_dir, download=download,
+        data_dir=data_dir, download=download, solver=solver, streaming=streaming,
     )  # fmt: skip
     report.model_dir = model_dir
     report.step = int(iterations(gan))
