@@ -359,10 +359,13 @@ def _paper64() -> Config:
 
 
 def _paper32() -> Config:
-    # ImageNet-1k 32x32: D 256-512-1024 gives the paper's 28,672 pooled feature dimensions.
+    # ImageNet-1k 32x32: D 256-512-1024 gives the paper's 28,672 pooled feature dimensions. The
+    # paper's images: min-resized, centre-cropped full-size ImageNet (TFDS imagenet2012, prepared
+    # by hand: keras_dcgan.data.sources.tfds.IMAGENET_HELP; or a folder of ImageNet images).
+    # --dataset=imagenet_resized/32x32 is the squashed variant (whole images resized to 32x32).
     return Config(
         "paper32",
-        "imagenet_resized/32x32",
+        "imagenet2012",
         ModelConfig(image_size=32, base_width=256),
         TrainConfig(),
     )
