@@ -18,9 +18,11 @@ from keras_dcgan.errors import UserError
 
 # The named choices live in `keras_dcgan.options` (dependency-free); re-exported for callers.
 from keras_dcgan.options import (  # noqa: F401
+    D_BATCHES,
     FID_NETWORKS,
     G_ACTIVATIONS,
     PRECISIONS,
+    PROJECTION_BNS,
     SMALL_IMAGE_POLICIES,
     STRATEGIES,
     Z_PRIORS,
@@ -29,7 +31,7 @@ from keras_dcgan.options import (  # noqa: F401
 MIN_IMAGE_SIZE = 16
 # ModelConfig's training recipe (saved by `DCGAN.get_config`, not part of G's and D's shapes).
 # Older run folders hold them in their "train" section; `Config.from_dict` moves them.
-RECIPE_FIELDS = ("augment", "r1_gamma")
+RECIPE_FIELDS = ("augment", "r1_gamma", "d_batch")
 MAX_IMAGE_SIZE = 1024
 
 
@@ -53,8 +55,13 @@ class ModelConfig:
             multi-replica step equals a single-device step on the same global batch.
         fused_batch_norm: compute training-mode BatchNorm with TF's fused kernel (same results
             as the Keras layer, fewer ops; ignored with synchronized BatchNorm).
+        projection_bn: BatchNorm of G's 4x4 projection (with `batch_norm`): "channel" normalises
+            each of its channels after the reshape (the paper, pytorch/examples); "feature"
+            normalises each of the Dense layer's 4*4*C outputs on its own, before the reshape
+            (the Chainer illustration blog; `blog64`).
         g_activation: hidden activation of G ("relu" in the paper).
-        d_leaky_slope: negative slope of D's LeakyReLU (0.2 in the paper).
+        d_leaky_slope: negative slope of D's LeakyReLU, in [0, 1) (0.2 in the paper; 0 makes it
+            a ReLU, the Chainer blog's ablation).
         init_stddev: standard deviation of the N(0, s) weight initialisation (0.02).
         bn_momentum: BatchNorm moving-average momentum (Keras convention: 0.9 keeps 90%).
         bn_epsilon: BatchNorm epsilon.
@@ -63,6 +70,10 @@ class ModelConfig:
             the model's training recipe: `DCGAN.get_config` saves it.
         r1_gamma: weight of the R1 gradient penalty on D at real images (0: off, the paper;
             see `keras_dcgan.losses.r1_penalty`). Saved by `DCGAN.get_config` too.
+        d_batch: how D's update sees the real and the fake batch: "separate" forward passes
+            (the paper, the default) or one "concatenated" batch whose logits are split, so
+            BatchNorm's statistics mix real and fake: the Chainer blog's ablation, a known
+            failure mode (D wins). Part of the training recipe, like `augment`.
     """
 
     image_size: int = 64
@@ -75,6 +86,7 @@ class ModelConfig:
     batch_norm: bool = True
     synchronized_batch_norm: bool = False
     fused_batch_norm: bool = True
+    projection_bn: str = "channel"
     g_activation: str = "relu"
     d_leaky_slope: float = 0.2
     init_stddev: float = 0.02
@@ -82,6 +94,7 @@ class ModelConfig:
     bn_epsilon: float = 1e-5
     augment: str = ""
     r1_gamma: float = 0.0
+    d_batch: str = "separate"
 
     def __post_init__(self) -> None:
         size = self.image_size
@@ -103,6 +116,9 @@ class ModelConfig:
         _set(self, "augment", self.augment or "")
         options.parse_augment(self.augment)
         _set(self, "r1_gamma", options.check_r1_gamma(self.r1_gamma))
+        options.check_projection_bn(self.projection_bn)
+        _set(self, "d_leaky_slope", options.check_leaky_slope(self.d_leaky_slope))
+        options.check_d_batch(self.d_batch)
 
     def architecture(self) -> dict[str, Any]:
         """The fields that shape G's and D's variables (all but the training recipe,
@@ -350,10 +366,13 @@ def _faces64() -> Config:
 
 
 def _paper32() -> Config:
-    # ImageNet-1k 32x32: D 256-512-1024 gives the paper's 28,672 pooled feature dimensions.
+    # ImageNet-1k 32x32: D 256-512-1024 gives the paper's 28,672 pooled feature dimensions. The
+    # paper's images: min-resized, centre-cropped full-size ImageNet (TFDS imagenet2012, prepared
+    # by hand: keras_dcgan.data.sources.tfds.IMAGENET_HELP; or a folder of ImageNet images).
+    # --dataset=imagenet_resized/32x32 is the squashed variant (whole images resized to 32x32).
     return Config(
         "paper32",
-        "imagenet_resized/32x32",
+        "imagenet2012",
         ModelConfig(image_size=32, base_width=256),
         TrainConfig(),
     )
@@ -363,6 +382,19 @@ def _half64() -> Config:
     # The widely used half width model of pytorch/examples: 512-256-128-64, 4x4 kernels.
     return Config(
         "half64", "lsun/bedroom", ModelConfig(base_width=64, kernel_size=4), TrainConfig()
+    )
+
+
+def _blog64() -> Config:
+    # The Chainer illustration blog's recipe: the half width model (512-256-128-64, 4x4 kernels)
+    # with Adam lr 1e-4 (beta1 0.5), weights N(0, 0.01) and a per-feature BatchNorm on G's
+    # projection, 64x64 crops. Its data was a folder of illustrations: pass
+    # --dataset=/data/illustrations (the default, like half64's, is LSUN bedrooms).
+    return Config(
+        "blog64",
+        "lsun/bedroom",
+        ModelConfig(base_width=64, kernel_size=4, init_stddev=0.01, projection_bn="feature"),
+        TrainConfig(learning_rate=1e-4, beta_1=0.5),
     )
 
 
@@ -401,6 +433,7 @@ PRESETS = {
     "faces64": _faces64,
     "paper32": _paper32,
     "half64": _half64,
+    "blog64": _blog64,
     "digits32": _digits32,
     "tiny": _tiny,
 }

@@ -27,6 +27,13 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SMALL_IMAGE_POLICIES = ("upscale", "skip")
 # DiffAugment transformations of D's inputs (`keras_dcgan.augment`), applied in the order given.
 AUGMENTATIONS = ("translation", "cutout")
+# How D's update sees the real and the fake batch: "separate" forward passes (the paper; BatchNorm
+# statistics per batch) or one "concatenated" batch (the Chainer illustration blog's ablation: it
+# fails, BatchNorm's statistics mixing real and fake).
+D_BATCHES = ("separate", "concatenated")
+# BatchNorm of G's 4x4 projection: "channel" (per channel after the reshape: the paper, pytorch)
+# or "feature" (per each of the 4*4*C Dense outputs before the reshape: the Chainer blog).
+PROJECTION_BNS = ("channel", "feature")
 # Sample-quality metric kinds (`keras_dcgan.evaluation.metrics`); all but "digits" take a count.
 METRIC_KINDS = ("fid", "kid", "is", "digits")
 DIGITS_SAMPLES = 1000  # samples of the "digits" score
@@ -79,6 +86,19 @@ def check_inception_weights(weights, network: str) -> str:
 def check_r1_gamma(gamma) -> float:
     """`gamma` as a float, if it is a finite number >= 0."""
     return validation.number(gamma, "r1_gamma", minimum=0)
+
+
+def check_d_batch(d_batch) -> str:
+    return validation.one_of(d_batch, D_BATCHES, "d_batch")
+
+
+def check_projection_bn(projection_bn) -> str:
+    return validation.one_of(projection_bn, PROJECTION_BNS, "projection_bn")
+
+
+def check_leaky_slope(slope) -> float:
+    """D's LeakyReLU negative slope as a float in [0, 1) (0: ReLU, the blog's ablation)."""
+    return validation.unit_interval(slope, "d_leaky_slope")
 
 
 def parse_augment(policy: str | None) -> tuple[str, ...]:

@@ -194,6 +194,7 @@ def test_every_config_field_is_a_train_flag_that_reaches_the_config(tmp_path):
     model_dir = str(tmp_path / "run")
     out = dcgan("train", "--preset=tiny", "--steps=1", "--learning_rate=1e-4", "--beta_1=0.9",
                 "--z_dim=8", "--nobatch_norm", "--small_images=skip", "--eval_every_epochs=2",
+                "--d_batch=concatenated", "--projection_bn=feature", "--d_leaky_slope=0",
                 f"--model_dir={model_dir}")  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     saved = json.load(open(os.path.join(model_dir, "config.json")))
@@ -201,6 +202,9 @@ def test_every_config_field_is_a_train_flag_that_reaches_the_config(tmp_path):
     assert saved["model"]["z_dim"] == 8 and saved["model"]["batch_norm"] is False
     assert saved["data"]["small_images"] == "skip" and saved["train"]["eval_every_epochs"] == 2
     assert saved["model"]["base_width"] == 8  # unset flags keep the preset's value
+    assert (saved["model"]["d_batch"], saved["model"]["projection_bn"]) == (
+        "concatenated", "feature")  # fmt: skip
+    assert saved["model"]["d_leaky_slope"] == 0.0
 
 
 def test_a_bug_keeps_its_traceback_and_a_user_error_is_one_line(tmp_path):

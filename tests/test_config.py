@@ -98,7 +98,7 @@ _EVERY_OPTION = dict(
     image_size=128, channels=1, z_dim=64, z_prior="normal", base_width=16, max_width=256,
     kernel_size=4, batch_norm=False, synchronized_batch_norm=True, fused_batch_norm=False,
     g_activation="elu", d_leaky_slope=0.1, init_stddev=0.01, bn_momentum=0.8, bn_epsilon=1e-3,
-    augment="translation,cutout", r1_gamma=0.5,
+    augment="translation,cutout", r1_gamma=0.5, projection_bn="feature", d_batch="concatenated",
     batch_size=32, learning_rate=1e-4, beta_1=0.9, beta_2=0.99, epochs=2, steps=10, seed=3,
     steps_per_execution=2, num_preview=4, checkpoints_to_keep=1, checkpoint_every_steps=5,
     deterministic=True, max_divergence_retries=1, eval_metrics=("fid5k", "kid500", "is1k",
@@ -129,7 +129,8 @@ def test_config_loads_and_validates_without_tensorflow_or_keras():
         "for name in config.PRESETS: config.get_config(name)\n"
         "config.get_config('tiny', **options)\n"
         "for bad in ({'augment': 'color'}, {'eval_metrics': ['fid2x']}, {'z_prior': 'cauchy'},"
-        " {'small_images': 'crop'}, {'precision': 'fp8'}):\n"
+        " {'small_images': 'crop'}, {'precision': 'fp8'}, {'d_batch': 'x'},"
+        " {'projection_bn': 'x'}):\n"
         "    try:\n"
         "        config.get_config('tiny', **bad)\n"
         "    except ValueError:\n"
@@ -166,6 +167,9 @@ def test_run_folders_written_before_augment_and_r1_moved_to_the_model_still_load
         ("batch_norm", "yes", "batch_norm must be true or false; got 'yes'"),
         ("eval_metrics", "fid5k", "eval_metrics must be a list of names"),
         ("z_prior", "cauchy", "Unknown latent prior 'cauchy'; z_prior must be one of"),
+        ("projection_bn", "layer", "projection_bn must be one of channel, feature; got 'layer'"),
+        ("d_batch", "mixed", "d_batch must be one of separate, concatenated; got 'mixed'"),
+        ("d_leaky_slope", -0.1, r"d_leaky_slope must be in \[0, 1\); got -0.1"),
     ],
 )
 def test_one_rule_one_message(field, value, message):
@@ -187,3 +191,21 @@ def test_run_folders_written_before_fid_network_keep_their_network():
     del old["train"]["fid_network"]
     assert Config.from_dict(old).train.fid_network == "keras_inception_v3"
     assert get_config("tiny").train.fid_network == "tf_inception_2015"  # new runs: the reference
+
+
+def test_blog64_is_the_chainer_blogs_recipe():
+    blog = get_config("blog64")
+    assert blog.model.g_widths == (512, 256, 128, 64) and blog.model.kernel_size == 4
+    assert (blog.model.image_size, blog.model.init_stddev) == (64, 0.01)
+    assert blog.model.projection_bn == "feature" and blog.model.d_batch == "separate"
+    assert (blog.train.learning_rate, blog.train.beta_1) == (1e-4, 0.5)
+    assert "projection_bn" in blog.model.architecture()  # it shapes G's variables
+
+
+def test_run_folders_written_before_projection_bn_and_d_batch_still_load():
+    old = get_config("half64").to_dict()
+    del old["model"]["projection_bn"], old["model"]["d_batch"]
+    config = Config.from_dict(old)
+    assert config == get_config("half64")
+    assert (config.model.projection_bn, config.model.d_batch) == ("channel", "separate")
+    assert get_config("tiny", d_leaky_slope=0).model.d_leaky_slope == 0.0  # ReLU in D

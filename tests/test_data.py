@@ -20,6 +20,8 @@ from keras_dcgan.data import (
     open_source,
     write_lmdb_subset,
 )
+from keras_dcgan.data.decode import decode_file
+from keras_dcgan.data.sources.tfds import square_resize
 from keras_dcgan.testing import synthetic
 from tests.helpers import write_messy_folder
 
@@ -257,6 +259,51 @@ def test_lsun_in_tfds_points_to_the_lmdb_path(tmp_path):
 def test_the_papers_tfds_datasets(name):
     with tfds.testing.mock_data(num_examples=4):
         assert next(iter(load_images(name, 64, 3, 2))).shape == (2, 64, 64, 3)
+
+
+def _min_resize_centre_crop(image, size):
+    """The paper's ImageNet 32x32 by hand: the shorter side area-resized to `size`, then the
+    centre `size` x `size` cut out (float, before rounding)."""
+    height, width = image.shape[:2]
+    scale = size / min(height, width)
+    rows, cols = round(height * scale), round(width * scale)
+    resized = tf.image.resize(image, (rows, cols), method="area").numpy()
+    top, left = (rows - size) // 2, (cols - size) // 2
+    return resized[top : top + size, left : left + size]
+
+
+@pytest.mark.parametrize("shape", [(64, 96), (128, 64)], ids=["landscape", "portrait"])
+def test_non_square_images_are_min_resized_and_centre_cropped_by_tfds_and_folders(shape, tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    expected = _min_resize_centre_crop(image, 32)
+    tfds_crop = square_resize(image, 32, 3).numpy()
+    np.testing.assert_allclose(tfds_crop, expected, atol=0.51)  # rounded to uint8
+    Image.fromarray(image).save(tmp_path / "image.png")
+    folder_crop = decode_file(str(tmp_path / "image.png"), 32, 3)
+    np.testing.assert_allclose(folder_crop, expected, atol=1.01)  # Pillow's own rounding
+    squashed = tf.image.resize(image, (32, 32), method="area").numpy()  # imagenet_resized's way
+    assert np.abs(tfds_crop - squashed).mean() > 10
+
+
+def test_paper32_reads_imagenet2012_min_resized_and_centre_cropped(tmp_path):
+    from keras_dcgan.config import get_config
+
+    dataset = get_config("paper32").dataset
+    assert dataset == "imagenet2012"
+    image = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+
+    def as_dataset(*args, **kwargs):  # one full-size, non-square ImageNet-like record
+        return tf.data.Dataset.from_tensors(
+            {"image": image, "label": np.int64(3), "tfds_id": b"imagenet2012-train__0"}
+        )
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        [(_, crop)] = list(open_source(dataset).examples(32, 3))
+    np.testing.assert_allclose(crop.numpy(), _min_resize_centre_crop(image, 32), atol=0.51)
+    # Not prepared (and TFDS cannot download it): one line saying how, and naming the variant.
+    with pytest.raises(ValueError, match="ILSVRC2012_img_train.tar.*imagenet_resized/32x32") as e:
+        load_images(dataset, 32, 3, 8, data_dir=str(tmp_path))
+    assert "\n" not in str(e.value)
 
 
 def test_digits_source():

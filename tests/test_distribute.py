@@ -11,12 +11,12 @@ from tests.helpers import batches, random_images, tiny_config
 
 
 def _make(strategy, reference, synchronized=True, optimizer="sgd", augment="", r1_gamma=0.0,
-          precision=None, loss_scale=None):  # fmt: skip
+          precision=None, loss_scale=None, d_batch="separate"):  # fmt: skip
     """A compiled DCGAN in `strategy`'s scope with `reference`'s weights."""
     mc = tiny_config(synchronized_batch_norm=synchronized).model
     with strategy.scope():
         gan = DCGAN.from_model_config(
-            mc, seed=7, augment=augment, r1_gamma=r1_gamma, precision=precision
+            mc, seed=7, augment=augment, r1_gamma=r1_gamma, precision=precision, d_batch=d_batch
         )
 
         def make():
@@ -77,8 +77,13 @@ AUGMENT = {"augment": "translation,cutout"}
 
 @pytest.mark.parametrize(
     "options,without",
-    [(AUGMENT, {}), ({**AUGMENT, "r1_gamma": 5.0}, AUGMENT)],
-    ids=["augment", "augment_r1"],
+    [
+        (AUGMENT, {}),
+        ({**AUGMENT, "r1_gamma": 5.0}, AUGMENT),
+        ({"d_batch": "concatenated"}, {}),
+        ({"d_batch": "concatenated", "r1_gamma": 5.0}, {"r1_gamma": 5.0}),
+    ],
+    ids=["augment", "augment_r1", "concatenated", "concatenated_r1"],
 )
 def test_two_replica_step_with_train_options_equals_single_device_step(
     two_replicas, options, without
@@ -86,7 +91,9 @@ def test_two_replica_step_with_train_options_equals_single_device_step(
     """DiffAugment's translations and cutouts are drawn for the global batch and sliced, like
     the noise: replicas neither repeat each other's draws nor draw differently from one device.
     With R1, each replica differentiates its own logits at its own images; through synchronized
-    BatchNorm's all-reduce the input gradient, and D's second-order update, are the global ones."""
+    BatchNorm's all-reduce the input gradient, and D's second-order update, are the global ones.
+    With d_batch="concatenated", each replica concatenates its own real and fake rows; the
+    all-reduced statistics are those of the whole concatenated global batch."""
     reference = DCGAN.from_model_config(tiny_config().model, seed=7)
     reference.build()
     images = random_images(8, seed=3)

@@ -186,3 +186,42 @@ def test_outputs_by_name():
     np.testing.assert_array_equal(d.block_output(images, "down2"), d.block_outputs(images)[-1])
     with pytest.raises(ValueError, match="No block or layer"):
         d.outputs_by_name(images, ["down0", "up1"])
+
+
+def test_projection_bn_per_feature_normalises_each_dense_output_before_the_reshape():
+    """The Chainer blog's projection: BatchNorm of the Dense layer's 4*4*C outputs, each with its
+    own statistics (and gamma/beta), then the reshape; the default normalises per channel."""
+    z = keras.random.uniform((16, 8), -1, 1, seed=0)
+    feature = Generator.from_model_config(_tiny(32, projection_bn="feature"))
+    layers = [layer.name for layer in feature.get_block("project")]
+    assert layers == ["project_dense", "project_bn", "project_reshape", "project_act"]
+    bn = feature.get_layer("project_bn")
+    normed = np.asarray(feature.block_output(z, "project_bn", training=True))
+    w0 = feature.widths[0]
+    assert normed.shape == (16, 4 * 4 * w0) and tuple(bn.gamma.shape) == (4 * 4 * w0,)
+    standard = (normed - np.asarray(bn.beta)) / np.asarray(bn.gamma)
+    dense = np.asarray(feature.block_output(z, "project_dense", training=True))
+    by_hand = (dense - dense.mean(axis=0)) / np.sqrt(dense.var(axis=0) + bn.epsilon)
+    np.testing.assert_allclose(standard, by_hand, rtol=1e-3, atol=1e-3)  # statistics per feature
+
+    channel = Generator.from_model_config(_tiny(32))
+    channel.build()
+    assert channel.projection_bn == "channel"
+    assert [la.name for la in channel.get_block("project")][1:3] == [
+        "project_reshape",
+        "project_bn",
+    ]
+    assert tuple(channel.get_layer("project_bn").gamma.shape) == (w0,)
+    per_feature = np.asarray(channel.block_output(z, "project_bn", training=True)).reshape(16, -1)
+    assert np.abs(per_feature.mean(axis=0)).max() > 1e-2  # not normalised feature by feature
+    assert run_serialization_test(feature).projection_bn == "feature"
+    with pytest.raises(ValueError, match="projection_bn must be one of channel, feature"):
+        Generator(image_size=32, widths=(8, 4, 2), projection_bn="pixel")
+
+
+def test_d_leaky_slope_zero_makes_d_use_relu():
+    d = Discriminator.from_model_config(_tiny(32, d_leaky_slope=0))
+    x = np.linspace(-2, 2, 9, dtype="float32")
+    for block in _blocks(d):
+        assert block[-1].negative_slope == 0.0
+        np.testing.assert_array_equal(block[-1](x), np.maximum(x, 0))

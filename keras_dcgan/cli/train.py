@@ -28,7 +28,12 @@ _CONFIG_FLAGS = {
     **_flags.define_config_flags(
         config_lib.ModelConfig,
         __name__,
-        choices={"z_prior": config_lib.Z_PRIORS, "g_activation": config_lib.G_ACTIVATIONS},
+        choices={
+            "z_prior": config_lib.Z_PRIORS,
+            "g_activation": config_lib.G_ACTIVATIONS,
+            "projection_bn": config_lib.PROJECTION_BNS,
+            "d_batch": config_lib.D_BATCHES,
+        },
     ),
     **_flags.define_config_flags(
         config_lib.TrainConfig, __name__, choices={"precision": config_lib.PRECISIONS}

@@ -236,7 +236,11 @@ class DCGAN(keras.Model):
       1. z ~ prior; fake = G(z) (training mode, recorded for G's gradient).
       2. D update: real and fake batches in SEPARATE forward passes (BatchNorm statistics per
          batch, as the paper; one concatenated batch gives a D that wins everything), loss
-         -log D(x) - log(1 - D(G(z))).
+         -log D(x) - log(1 - D(G(z))). `d_batch="concatenated"` runs D once on
+         concat([real, fake]) instead and splits the logits: BatchNorm's statistics then mix
+         real and fake. That is the Chainer illustration blog's ablation, kept to show a KNOWN
+         FAILURE MODE (D wins, G collapses), not a recipe; under tf.distribute each replica
+         concatenates its own real and fake rows.
       3. G update: the just-updated D judges the same fakes; non-saturating loss -log D(G(z)).
          Only G's weight gradients are requested, so TF never computes D's (about 10% saved).
     Losses are computed from logits. Metrics: d_loss, g_loss, d_real = mean D(x),
@@ -263,7 +267,10 @@ class DCGAN(keras.Model):
         augment: DiffAugment policy of D's inputs, "" or "none" (the paper) or a comma-separated
             list of `keras_dcgan.augment.POLICIES`.
         r1_gamma: weight of the R1 penalty on D's gradient at the real images it sees
-            (`losses.r1_penalty`); 0 (the paper) turns it off.
+            (`losses.r1_penalty`); 0 (the paper) turns it off. With `d_batch="concatenated"` it
+            is the gradient of the real rows' logits at the real half of the concatenated batch.
+        d_batch: "separate" (the paper, the default) or "concatenated" (the failure mode
+            above); see `keras_dcgan.options.D_BATCHES`.
 
     Example:
     ```python
@@ -282,6 +289,7 @@ class DCGAN(keras.Model):
         seed=None,
         augment: str = "",
         r1_gamma: float = 0.0,
+        d_batch: str = "separate",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -300,6 +308,7 @@ class DCGAN(keras.Model):
         self.augment = augment or ""
         self._augment_policy = options.parse_augment(self.augment)
         self.r1_gamma = options.check_r1_gamma(r1_gamma)
+        self.d_batch = options.check_d_batch(d_batch)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -315,14 +324,15 @@ class DCGAN(keras.Model):
     @classmethod
     def from_model_config(
         cls, mc, seed=None, augment=_FROM_CONFIG, r1_gamma=_FROM_CONFIG,
-        precision: str | None = None,
+        precision: str | None = None, d_batch=_FROM_CONFIG,
     ) -> DCGAN:  # fmt: skip
         """Builds the (uncompiled) DCGAN that a `keras_dcgan.config.ModelConfig` describes: the
-        architecture and its training recipe (z_prior, augment, r1_gamma).
+        architecture and its training recipe (z_prior, augment, r1_gamma, d_batch).
 
-        `augment`, `r1_gamma`: replace the config's when given. `precision`: the dtype policy of
-        G and D (see `keras_dcgan.options.PRECISIONS`); None: the global Keras policy. For the
-        whole model of a run (seed, precision, optimizers), use `DCGAN.from_config(config)`.
+        `augment`, `r1_gamma`, `d_batch`: replace the config's when given. `precision`: the dtype
+        policy of G and D (see `keras_dcgan.options.PRECISIONS`); None: the global Keras policy.
+        For the whole model of a run (seed, precision, optimizers), use
+        `DCGAN.from_config(config)`.
         """
         dtype = None if precision is None else options.check_precision(precision)
         return cls(
@@ -332,6 +342,7 @@ class DCGAN(keras.Model):
             seed=seed,
             augment=mc.augment if augment is _FROM_CONFIG else augment,
             r1_gamma=mc.r1_gamma if r1_gamma is _FROM_CONFIG else r1_gamma,
+            d_batch=mc.d_batch if d_batch is _FROM_CONFIG else d_batch,
             dtype=dtype,
         )
 
@@ -476,6 +487,7 @@ class DCGAN(keras.Model):
             seed=self.seed,
             augment=self.augment,
             r1_gamma=self.r1_gamma,
+            d_batch=self.d_batch,
         )
         return config
 
@@ -592,11 +604,23 @@ class DCGAN(keras.Model):
         params = {k: self._replica_slice(v, batch_size) for k, v in params.items()}
         return augment_lib.apply(images, self._augment_policy, params)
 
-    def _discriminate_real(self, images):
-        """D's logits of the real `images` and, with `r1_gamma`, their R1 penalty (else None).
+    def _discriminate(self, real, fake):
+        """D's logits of `real` and of `fake` (D's views, augmented already) and, with
+        `r1_gamma`, the R1 penalty of the real images (else None): two forward passes, or one
+        on concat([real, fake]) with `d_batch="concatenated"`."""
+        if self.d_batch == "separate":
+            real_logits, r1 = self._discriminate_real(real)
+            return real_logits, self.discriminator(fake, training=True), r1
+        num_real = tf.shape(real)[0]
+        logits, r1 = self._discriminate_real(tf.concat([real, fake], axis=0), num_real)
+        return logits[:num_real], logits[num_real:], r1
 
-        The penalty's gradient is of the replica's summed logits: each logit depends on its own
-        image (and, through BatchNorm's batch statistics, a little on the others), as in the
+    def _discriminate_real(self, images, num_real=None):
+        """D's logits of `images` and, with `r1_gamma`, the R1 penalty of its first `num_real`
+        rows, the real images (all rows when None), else None.
+
+        The penalty's gradient is of the replica's summed real logits: each logit depends on its
+        own image (and, through BatchNorm's batch statistics, a little on the others), as in the
         reference implementations. D's tape records this inner gradient, so D's update
         differentiates through it (a second-order gradient).
         """
@@ -605,10 +629,13 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             tape.watch(images)
             logits = self.discriminator(images, training=True)
+            real_logits = logits if num_real is None else logits[:num_real]
             # Under float16, this inner gradient is loss-scaled like D's (and unscaled below),
             # so that it does not underflow either.
-            total = _scale_loss(self.d_optimizer, tf.reduce_sum(logits))
+            total = _scale_loss(self.d_optimizer, tf.reduce_sum(real_logits))
         gradient = tape.gradient(total, images)
+        if num_real is not None:
+            gradient = gradient[:num_real]
         scale = _loss_scale(self.d_optimizer)
         if scale is not None:
             gradient = gradient / scale
@@ -632,8 +659,9 @@ class DCGAN(keras.Model):
             fake = self.generator(z, training=True)
             with g_tape.stop_recording():
                 with tf.GradientTape() as d_tape:
-                    real_logits, r1 = self._discriminate_real(self._augment(real))
-                    fake_logits = self.discriminator(self._augment(fake), training=True)
+                    real_logits, fake_logits, r1 = self._discriminate(
+                        self._augment(real), self._augment(fake)
+                    )
                     d_per_example = losses.discriminator_loss(real_logits, fake_logits)
                     if r1 is not None:
                         d_per_example += r1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_dcgan import options
 from keras_dcgan.models import _layers
 from keras_dcgan.models._network import ConvNetwork
 
@@ -28,6 +29,10 @@ class Generator(ConvNetwork):
         synchronized_batch_norm: all-reduce BatchNorm statistics over replicas.
         fused_batch_norm: training-mode BatchNorm with TF's fused kernel (same results).
         activation: hidden activation ("relu", "leaky_relu" or "elu").
+        projection_bn: the projection's BatchNorm: "channel" (the paper, pytorch/examples:
+            after the reshape, statistics per channel over the batch and the 4x4 positions) or
+            "feature" (the Chainer illustration blog: on the Dense output before the reshape,
+            statistics of each of the 4*4*widths[0] features over the batch alone).
         init_stddev: std of the N(0, s) kernel init (BatchNorm gamma ~ N(1, s)).
         bn_momentum, bn_epsilon: BatchNorm settings.
 
@@ -37,8 +42,9 @@ class Generator(ConvNetwork):
     Names (`ConvNetwork` taps them): blocks `project` (4x4, `widths[0]` channels), `up1` ...
     `up{k}` (side 8 ... 4 * 2**k, `widths[i]` channels; k = len(widths) - 1) and `output`
     (the image). Layers: `project_dense`, `project_reshape`, `project_bn`, `project_act`;
-    `up<i>_conv`, `up<i>_bn`, `up<i>_act`; `output_conv`, `output_tanh`. No `_bn` layers when
-    `batch_norm` is off. Block i of `block_names` is the CLI's layer i.
+    `up<i>_conv`, `up<i>_bn`, `up<i>_act`; `output_conv`, `output_tanh` (with
+    `projection_bn="feature"`, `project_bn` comes before `project_reshape`). No `_bn` layers
+    when `batch_norm` is off. Block i of `block_names` is the CLI's layer i.
 
     Example:
     ```python
@@ -64,6 +70,7 @@ class Generator(ConvNetwork):
         init_stddev: float = 0.02,
         bn_momentum: float = 0.9,
         bn_epsilon: float = 1e-5,
+        projection_bn: str = "channel",
         **kwargs,
     ):
         super().__init__(
@@ -81,6 +88,7 @@ class Generator(ConvNetwork):
         )
         self.z_dim = z_dim
         self.activation = activation
+        self.projection_bn = options.check_projection_bn(projection_bn)
 
         def norm_and_act(block: str):
             norm = [self._norm(f"{block}_bn")] if batch_norm else []
@@ -96,7 +104,11 @@ class Generator(ConvNetwork):
             name="project_dense",
         )
         reshape = keras.layers.Reshape((4, 4, w0), dtype=self.dtype_policy, name="project_reshape")
-        blocks = [("project", [project, reshape, *norm_and_act("project")])]
+        if projection_bn == "feature" and batch_norm:  # normalise each Dense output, then reshape
+            norm, act = norm_and_act("project")
+            blocks = [("project", [project, norm, reshape, act])]
+        else:
+            blocks = [("project", [project, reshape, *norm_and_act("project")])]
         for i, width in enumerate(self.widths[1:], start=1):
             up = self._strided(
                 _layers.Conv2DTranspose, width, use_bias=not batch_norm, name=f"up{i}_conv"
@@ -124,7 +136,9 @@ class Generator(ConvNetwork):
 
     def get_config(self):
         config = super().get_config()
-        config.update(z_dim=self.z_dim, activation=self.activation)
+        config.update(
+            z_dim=self.z_dim, activation=self.activation, projection_bn=self.projection_bn
+        )
         return config
 
     @classmethod
@@ -134,6 +148,7 @@ class Generator(ConvNetwork):
             z_dim=mc.z_dim,
             widths=mc.g_widths,
             activation=mc.g_activation,
+            projection_bn=mc.projection_bn,
             **cls.shared_kwargs(mc),
             **kwargs,
         )

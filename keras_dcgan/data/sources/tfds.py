@@ -1,8 +1,17 @@
 """`TfdsSource`: a TensorFlow Datasets dataset (`--dataset=mnist`, or "tfds:NAME"), and
 `square_resize`, the crop and resize of decoded image tensors (what Pillow does for the other
-sources)."""
+sources).
+
+Full-size datasets (`imagenet2012`, `celeb_a`, ...) are min-resized and centre-cropped, as the
+paper prepared ImageNet 32x32: the largest centred square is resized to the model's size, which
+is the shorter side resized to that size and the centre cut out. `imagenet_resized/32x32` is
+another thing: TFDS stores each whole image already squashed to 32x32 (Chrabaszcz et al. 2017,
+box resize, aspect ratio not kept), so its crops are the squashed images.
+"""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -51,17 +60,35 @@ def _base_name(name: str) -> str:
     return name.partition(":")[0]
 
 
+IMAGENET_HELP = (
+    "TFDS cannot download ImageNet (ILSVRC 2012) itself. Download ILSVRC2012_img_train.tar and "
+    "ILSVRC2012_img_val.tar from https://image-net.org (an account is needed), put them in "
+    "DATA_DIR/downloads/manual/ and run `tfds build imagenet2012 --data_dir=DATA_DIR` (about "
+    "150 GB), then pass --data_dir=DATA_DIR. Or pass a folder of ImageNet images "
+    "(--dataset=/data/imagenet/train: the same min-resize and centre crop). "
+    "--dataset=imagenet_resized/32x32 is the squashed variant: whole images resized to 32x32 "
+    "without keeping their aspect ratio, not the paper's centre crops."
+)
+# Datasets that TFDS cannot download by itself, and how to get them.
+MANUAL_HELP = {"imagenet2012": IMAGENET_HELP}
+
+
+def _manual_help(name: str) -> str | None:
+    return MANUAL_HELP.get(_base_name(name))
+
+
 class TfdsSource(ImageSource):
     """A TensorFlow Datasets dataset with an "image" feature (the pipeline drops the labels;
     `labelled_arrays` gives them, for the classification protocols of `keras_dcgan.analysis`).
 
     Prepared data under `data_dir` is used as is; otherwise it is downloaded and prepared first
     (`download=True`), except LSUN, which TFDS cannot prepare on TF 2.21 (reading an unprepared
-    LSUN raises an error that points to the LMDB route).
+    LSUN raises an error that points to the LMDB route), and ImageNet (`imagenet2012`), whose
+    files must be downloaded by hand (`IMAGENET_HELP`: the error says how).
 
-    `crop`: the side of a centre crop taken before the square crop and resize (e.g. 108 for
-    CelebA's faces); None takes the dataset's rule from `KNOWN_CROPS` (none for most datasets),
-    0 turns it off.
+    Every image is min-resized and centre-cropped to the model's size (`square_resize`).
+    `crop`: the side of a centre crop taken before that (e.g. 108 for CelebA's faces); None
+    takes the dataset's rule from `KNOWN_CROPS` (none for most datasets), 0 turns it off.
     """
 
     kind = "tfds"
@@ -182,17 +209,39 @@ class TfdsSource(ImageSource):
         where = self.builder.data_dir
         if not self.download:
             raise UserError(f"TFDS {self.name!r} is not prepared under {where!r}.")
+        self._download_and_prepare()
+
+    def _data_dir_root(self) -> str:
+        """TFDS's data_dir (the builder's `data_dir` is `<root>/<name>/<version>`)."""
+        root = getattr(self.builder, "_data_dir_root", None)
+        return str(root) if root else os.path.dirname(os.path.dirname(self.builder.data_dir))
+
+    def _download_and_prepare(self) -> None:
+        """`download_and_prepare`, its failure one UserError saying how to prepare the data."""
+        where = self.builder.data_dir
+        manual = _manual_help(self.name)
         try:
             self.builder.download_and_prepare()
-        except Exception as e:  # no network, a missing extra, a full disk ...
+        except Exception as e:  # no network, a missing extra, a full disk, no manual files ...
+            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e) else ''}"
+            manual_dir = os.path.join(self._data_dir_root(), "downloads", "manual")
+            if manual is not None and not (os.path.isdir(manual_dir) and os.listdir(manual_dir)):
+                raise UserError(
+                    f"TFDS {self.name!r} is not prepared under {where!r}, and {manual_dir!r} "
+                    f"holds no downloaded files to prepare it from. {manual}"
+                ) from None
+            if manual is not None:
+                raise UserError(
+                    f"TFDS {self.name!r} is not prepared under {where!r} ({reason}). {manual}"
+                ) from None
             hint = (
-                celeb_a_help(self.builder.data_dir_root) if _base_name(self.name) == "celeb_a"
+                celeb_a_help(self._data_dir_root()) if _base_name(self.name) == "celeb_a"
                 else f"Prepare it where the network is reachable (e.g. `tfds build {self.name} "
                 "--data_dir=DIR`) and pass that data_dir."
             )  # fmt: skip
             raise UserError(
                 f"TFDS {self.name!r} is not prepared under {where!r} and preparing it "
-                f"failed ({type(e).__name__}: {e}). {hint}"
+                f"failed ({reason}). {hint}"
             ) from None
 
     def labelled_arrays(self, split: str, image_size: int, channels: int):
@@ -220,7 +269,13 @@ class TfdsSource(ImageSource):
 def square_resize(image: tf.Tensor, image_size: int, channels: int, crop: int | None = None):
     """A decoded uint8 image [H, W, C] (C 1, 3 or 4) -> uint8 [size, size, channels]: centre crop
     to a square (of side `crop` when given and the image is larger: `KNOWN_CROPS`), area resize
-    (bicubic when upscaling), channels converted (alpha dropped)."""
+    (bicubic when upscaling), channels converted (alpha dropped).
+
+    Cropping the largest centred square and resizing it is the paper's min-resize and centre
+    crop (shorter side resized to `image_size`, the centre `image_size` x `image_size` kept):
+    the same pixels, without resizing the part that is cut away. The folder and LMDB sources do
+    the same with Pillow (`keras_dcgan.data.decode`). A 32x32 image (`imagenet_resized/32x32`,
+    already squashed whole to 32x32 by TFDS) passes unchanged."""
     image = tf.convert_to_tensor(image)
     if image.shape.rank == 2:
         image = image[..., None]
