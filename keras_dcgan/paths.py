@@ -104,3 +104,30 @@ def write_failure(path: str, error: BaseException, what: str = "") -> PathError:
     ):
         hint = " Free some space and run the same command again."
     return PathError(f"Could not write {what or path}: {cause}.{hint}")
+
+
+def write_json(data, path: str | os.PathLike, what: str = "") -> str:
+    """Writes `data` as indented JSON to `path` atomically (a temporary file in the same folder,
+    then renamed): a reader never sees half a file, and two writers never share a temporary
+    file. Failures are one `PathError` naming the path."""
+    import json
+    import tempfile
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=1)
+                f.write("\n")
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the result from other users
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+    except OSError as e:
+        raise write_failure(path, e, what) from None
+    return path

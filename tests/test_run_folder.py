@@ -494,3 +494,21 @@ print(json.dumps(results))
         assert len(results[name].splitlines()) == 1
         assert "Read-only file system" in results[name] or "Permission denied" in results[name]
     assert sorted(os.listdir(run)) == ["checkpoints", "config.json"]
+
+
+def test_write_json_is_atomic_readable_and_names_a_bad_path(tmp_path):
+    import stat
+
+    from keras_dcgan.paths import write_json
+
+    target = tmp_path / "a" / "b.json"
+    write_json({"x": [1, 2]}, target)
+    assert json.loads(target.read_text()) == {"x": [1, 2]}
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
+    with pytest.raises(TypeError):  # not JSON: the old file stays, no temporary file is left
+        write_json({"x": object()}, target)
+    assert json.loads(target.read_text()) == {"x": [1, 2]}
+    assert os.listdir(target.parent) == ["b.json"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(PathError, match=r"Could not write .*x\.json"):
+        write_json({}, tmp_path / "file" / "x.json")

@@ -11,11 +11,9 @@ row 2 the same seeds without the maps. The paper's layer for a 64 px model is `-
 
 from __future__ import annotations
 
-import json
-import os
-
 from absl import flags
 
+from keras_dcgan import paths
 from keras_dcgan.cli import _flags
 from keras_dcgan.errors import UserError
 
@@ -42,15 +40,6 @@ _OUTPUT = flags.DEFINE_string("output", "ablation.png", "Output PNG grid.")
 _SAVE_CHANNELS = flags.DEFINE_string(
     "save_channels", None, "Write the dropped maps (and the fit's weights) to this JSON file."
 )
-
-
-def _write_json(data, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def main(argv: list[str]) -> int | None:
@@ -85,7 +74,7 @@ def main(argv: list[str]) -> int | None:
     grid = np.concatenate([result.with_maps, result.without_maps])
     path = images.save_grid(grid, _OUTPUT.value, columns=len(seeds))
     if _SAVE_CHANNELS.value:
-        _write_json(_record(result), _SAVE_CHANNELS.value)
+        paths.write_json(_record(result), _SAVE_CHANNELS.value)
     _report(result, seeds)
     if _SAVE_CHANNELS.value:
         print(f"Wrote {_SAVE_CHANNELS.value}")

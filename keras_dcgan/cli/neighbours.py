@@ -12,11 +12,9 @@ one D forward pass per image for the feature space (on a 2-core CPU, paper64: ~3
 
 from __future__ import annotations
 
-import json
-import os
-
 from absl import flags
 
+from keras_dcgan import paths
 from keras_dcgan.cli import _flags
 from keras_dcgan.errors import UserError
 
@@ -37,15 +35,6 @@ _SPACE = flags.DEFINE_list("space", ["pixel", "feature"], "Distance spaces: pixe
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Training images per batch.")
 _OUTPUT = flags.DEFINE_string("output", "neighbours.png", "Output PNG grid.")
 _SAVE = flags.DEFINE_string("save", None, "Write the neighbours and distances to this JSON file.")
-
-
-def _write_json(data, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def _check_flags() -> tuple[list[int], tuple[str, ...], int | None]:
@@ -104,7 +93,7 @@ def main(argv: list[str]) -> int | None:
         record = {"model_dir": _MODEL_DIR.value, "dataset": source.name, "split": _SPLIT.value,
                   "k": _K.value, "num_scanned": scanned,
                   "spaces": {s: r.to_dict() for s, r in results.items()}}  # fmt: skip
-        _write_json(record, _SAVE.value)
+        paths.write_json(record, _SAVE.value)
         print(f"Wrote {_SAVE.value}")
     halves = " | ".join(f"sample, {_K.value} nearest in {s} space" for s in spaces)
     print(f"Wrote {path} (one row per seed: {halves})")
