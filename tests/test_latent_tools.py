@@ -379,6 +379,7 @@ def test_cli_arithmetic_and_turn(cli_runs, gan):
         ("arithmetic", ["--a=1", "--b=2"], "missing ['--c']"),
         ("arithmetic", ["--a=1", "--b=2", "--c=3", "--left=4"], "not both"),
         ("arithmetic", ["--a=1", "--b=,", "--c=3"], "--b must be integer seeds"),
+        ("arithmetic", ["--a=Smiling", "--b=1", "--c=3"], "need --classifier=attr.keras"),
         ("arithmetic", ["--a=1", "--b=2", "--c={tmp}/no.npy"], "--c: no such file"),
         ("arithmetic", ["--a=1", "--b=2", "--c=3", "--noise_scale=-0.5"], "must be >= 0"),
         ("arithmetic", ["--a=1", "--b=2", "--c=3", "--num_neighbours=4"], "0, 8, 24"),

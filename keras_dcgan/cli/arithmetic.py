@@ -102,7 +102,9 @@ def parse_exemplars(value: str | None, flag: str):
         return [int(p) for p in value.split(",")]
     except ValueError:
         raise UserError(
-            f"{flag} must be integer seeds separated by commas or a .npy file; got {value!r}."
+            f"{flag} must be integer seeds separated by commas or a .npy file; got {value!r} "
+            "(attribute names such as Smiling,~Male need --classifier=attr.keras: dcgan "
+            "attributes trains one)."
         ) from None
 
 
