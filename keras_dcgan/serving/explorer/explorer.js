@@ -453,7 +453,7 @@
     });
     $("arith-rows").replaceChildren(...rows);
     const cells = out.png_bytes.slice(4).map((png, i) =>
-      figure(png, `+noise ${i + 1}`, `arithmetic-neighbour-${i + 1}.png`, "neighbour"));
+      figure(png, `+n${i + 1}`, `arithmetic-neighbour-${i + 1}.png`, "neighbour"));
     const result = figure(out.png_bytes[3], "result", "arithmetic-result.png", "result");
     result.classList.add("result");
     cells.splice(cells.length / 2, 0, result);
