@@ -20,6 +20,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["keras_dcgan", "keras_dcgan.*"]),
+    # The explorer page (dcgan serve, dcgan explore): plain HTML, CSS and JavaScript.
+    package_data={"keras_dcgan.serving.explorer": ["*.html", "*.js", "*.css"]},
     install_requires=[
         # Keras 3 on the TensorFlow backend (not tf_keras); TF 2.21 is what is tested.
         "tensorflow==2.21.*",
@@ -39,7 +41,16 @@ setup(
     extras_require={
         "notebooks": ["jupyter"],  # the notebooks need no more than the package and Jupyter
         # nbclient/nbformat/ipykernel: tests/test_notebooks.py executes every notebook.
-        "dev": ["pytest>=8", "ruff>=0.6", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+        # selenium: tests/test_explorer.py drives headless Chromium (Debian's chromium and
+        # chromium-driver, which .ci/run installs; without them that test is skipped).
+        "dev": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6.29",
+            "selenium>=4.10",
+        ],  # fmt: skip
     },
     entry_points={"console_scripts": ["dcgan=keras_dcgan.cli.main:run"]},
     classifiers=[

@@ -21,7 +21,14 @@ COMMANDS = {
         "download and check the reference Inception graph of FID",
     ),
     "export": ("keras_dcgan.cli.export", "write a run's generator as a TF Serving SavedModel"),
-    "serve": ("keras_dcgan.cli.serve", "serve exported versions (TF Serving's gRPC and REST)"),
+    "serve": (
+        "keras_dcgan.cli.serve",
+        "serve exported versions (TF Serving's gRPC and REST, the explorer page at /)",
+    ),
+    "explore": (
+        "keras_dcgan.cli.explore",
+        "the explorer page in front of a TF Serving REST API (forwards its calls)",
+    ),
     "interpolate": ("keras_dcgan.cli.interpolate", "latent walks between seeds (paper Fig. 4)"),
     "arithmetic": ("keras_dcgan.cli.arithmetic", "vector arithmetic on latents (paper Fig. 7, 8)"),
     "attributes": (

@@ -1,4 +1,8 @@
-"""`dcgan serve`: the local TF-Serving-compatible server (gRPC and REST) over exported versions."""
+"""`dcgan serve`: the local TF-Serving-compatible server (gRPC and REST) over exported versions.
+
+The REST port also serves the explorer page at its root (http://127.0.0.1:8501/): samples by
+seed, latent walks and vector arithmetic in a browser, through the REST predict API.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +40,12 @@ def main(argv: list[str]) -> int | None:
     print(
         f"Serving {_NAME.value} version {current.number if current else '(none yet)'} from "
         f"{_BASE.value}: gRPC {_HOST.value}:{server.grpc_port}"
-        + (f", REST http://{_HOST.value}:{server.rest_port}" if server.rest_port else ""),
+        + (
+            f", REST http://{_HOST.value}:{server.rest_port} (the explorer page: "
+            f"http://{_HOST.value}:{server.rest_port}/)"
+            if server.rest_port
+            else ""
+        ),
         flush=True,
     )
     try:

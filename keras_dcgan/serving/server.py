@@ -8,6 +8,7 @@ on PyPI). It implements what the clients here use:
 - REST: `POST /v1/models/<name>[/versions/<v>]:predict` (row "instances" and columnar "inputs"
   formats, `_bytes` outputs base64-encoded as {"b64": ...}), `GET /v1/models/<name>` (status) and
   `GET /v1/models/<name>/metadata`.
+- The explorer page (`keras_dcgan.serving.explorer`): `GET /` and `/explorer/<file>`.
 
 Like TF Serving with its default version policy, it serves the newest version under the base
 path and polls the folder for new versions (`poll_seconds`), loading a new one before it retires
@@ -57,6 +58,7 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
+from keras_dcgan.serving import explorer
 from keras_dcgan.serving.export import versions
 
 log = logging.getLogger(__name__)
@@ -638,10 +640,39 @@ class _RestHandler(BaseHTTPRequestHandler):
         return name, version, verb or metadata
 
     def do_GET(self):  # noqa: N802
-        self._answer(self._get)
+        if not self._static():
+            self._answer(self._get)
 
     def do_HEAD(self):  # noqa: N802
-        self._answer(self._get)
+        if not self._static():
+            self._answer(self._get)
+
+    def _static(self) -> bool:
+        """Answers the explorer page's files (`/`, `/explorer/<file>`); False for other paths."""
+        found = explorer.static_file(self.path, self.store.name)
+        if found is None:
+            return False
+        data, content_type = found
+        has_body = self.headers.get("Content-Length", "0").strip() not in ("", "0") or bool(
+            self.headers.get("Transfer-Encoding")
+        )
+        try:
+            self.connection.settimeout(self.request_timeout)
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            if has_body:  # a GET with a body: not read, so the connection cannot be reused
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except OSError as e:
+            log.debug("REST connection error: %s", e)
+            self.close_connection = True
+        return True
 
     def do_POST(self):  # noqa: N802
         self._answer(self._post)
