@@ -17,13 +17,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from keras_dcgan import images as image_utils
-from keras_dcgan.analysis import arithmetic, latent_walks
+from keras_dcgan.analysis import ablation, arithmetic, latent_walks
 from keras_dcgan.errors import UserError
 from keras_dcgan.serving import LocalModelServer, explorer
 from keras_dcgan.serving.export import export_generator
@@ -261,13 +262,19 @@ def _pixels(elements):
     return np.stack(out)
 
 
-def test_the_page_in_headless_chromium(served_run):  # noqa: PLR0915 (one scenario)
-    gan, port, renders = served_run
-    driver = _browser()
+@pytest.fixture(scope="module")
+def driver():
+    """One headless Chromium for the module's browser tests (each loads the page afresh)."""
+    browser = _browser()
     try:
-        _scenario(driver, gan, port, renders)
+        yield browser
     finally:
-        driver.quit()
+        browser.quit()
+
+
+def test_the_page_in_headless_chromium(served_run, driver):  # noqa: PLR0915 (one scenario)
+    gan, port, renders = served_run
+    _scenario(driver, gan, port, renders)
 
 
 def _wait_state(driver, section, states=("ready", "error"), timeout=120):
@@ -388,3 +395,98 @@ def _bad_input(driver, port):
     assert _wait_state(driver, "samples") == "error"
     assert "The server answered 400" in _message(driver)
     assert "unknown model 'nope'" in _message(driver)
+
+
+# ----------------------------------------------------------------- boxes for dcgan ablate
+CANVAS = 256  # the box canvas's side in CSS pixels (explorer.css)
+
+
+def _edge(css, image_size):
+    """The page's mapping of a canvas position (CSS px from its left or top edge) to an image
+    pixel edge: round(css * image_size / CANVAS), clamped to 0..image_size."""
+    return min(max(round(css * image_size / CANVAS), 0), image_size)
+
+
+def _drag(driver, start, delta):
+    """A mouse drag on the box canvas from `start` (x, y, CSS px from the canvas's centre:
+    selenium's element offsets) by `delta`; a plain click there when `delta` is None."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    canvas = driver.find_element("id", "box-canvas")
+    actions = ActionChains(driver).move_to_element_with_offset(canvas, *start)
+    if delta is None:
+        actions.click().perform()
+    else:
+        actions.click_and_hold().move_by_offset(*delta).release().perform()
+
+
+def _expected_box(start, delta, image_size):
+    """[x0, y0, x1, y1] of a drag, in image pixels (x1, y1 excluded)."""
+    a = [CANVAS / 2 + start[0], CANVAS / 2 + start[1]]
+    b = [a[0] + delta[0], a[1] + delta[1]]
+    x = sorted(_edge(v, image_size) for v in (a[0], b[0]))
+    y = sorted(_edge(v, image_size) for v in (a[1], b[1]))
+    return [x[0], y[0], x[1], y[1]]
+
+
+def test_boxes_for_dcgan_ablate(served_run, driver):
+    """Boxes drawn with the mouse on two seeds (one without boxes) give a box file that
+    `ablation.parse_boxes` accepts, with the drags' pixel coordinates. The offsets are multiples
+    of 8 CSS px (one image pixel of the 32 px model on the 256 px canvas): each corner lies on a
+    pixel edge, so the page's rounding gives the same box even if the pointer lands a few CSS
+    px off (selenium rounds the element's centre)."""
+    gan, port, _ = served_run
+    size = 32
+    driver.get(f"http://127.0.0.1:{port}/")
+    assert _wait_state(driver, "samples") == "ready", _message(driver)
+    driver.find_element("id", "box-show").click()  # no seed chosen
+    assert _wait_state(driver, "boxes") == "error"
+    assert "No seed chosen" in _message(driver)
+    assert driver.find_element("id", "box-json").get_attribute("value") == ""
+
+    _click_seeds(driver, [9, 7])  # the selection's last seed: 7
+    driver.find_element("id", "box-from-selection").click()
+    assert _wait_state(driver, "boxes") == "ready", _message(driver)
+    np.testing.assert_array_equal(_pixels([driver.find_element("id", "box-image")]),
+                                  _expected(gan, [7]))  # fmt: skip
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})",
+                          driver.find_element("id", "box-canvas"))  # fmt: skip
+    drags = [((-96, -80), (64, 48)), ((40, 16), (-24, 72)), ((0, 0), (16, 16))]
+    for start, delta in drags:
+        _drag(driver, start, delta)
+        assert _message(driver) == ""
+    # (the second drag goes leftwards: its x0 is where it ends) the third is deleted
+    items = driver.find_elements("css selector", "#box-list li")
+    assert len(items) == 3
+    items[2].find_element("tag name", "button").click()
+    assert len(driver.find_elements("css selector", "#box-list li")) == 2
+
+    driver.find_element("id", "box-pick").click()  # a grid click now picks the seed
+    _click_seeds(driver, [12])
+    assert _wait_state(driver, "boxes") == "ready", _message(driver)
+    assert driver.find_element("id", "box-seed").get_attribute("value") == "12"
+    assert driver.find_element("id", "selection").get_attribute("value") == "9,7"  # unchanged
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})",
+                          driver.find_element("id", "box-canvas"))  # fmt: skip
+    _drag(driver, (10, 10), None)  # a click without a drag: no box
+    assert "a box needs at least 1 pixel each way" in _message(driver)
+    driver.find_element("id", "box-add-empty").click()
+    assert _message(driver) == ""
+    driver.find_element("id", "box-model").send_keys("runs/tiny")
+
+    text = driver.find_element("id", "box-json").get_attribute("value")
+    data = json.loads(text)
+    parsed = ablation.parse_boxes(data, image_size=size)
+    assert data["model"] == "runs/tiny" and data["image_size"] == size
+    assert [s["seed"] for s in data["samples"]] == [7, 12]  # in annotation order
+    expected = [_expected_box(start, delta, size) for start, delta in drags[:2]]
+    assert expected == [[4, 6, 12, 12], [18, 18, 21, 27]]  # the mapping, written out
+    assert data["samples"][0]["boxes"] == expected
+    assert data["samples"][1]["boxes"] == []
+    assert list(parsed.seeds) == [7, 12]
+    link = driver.find_element("id", "box-download")
+    assert link.get_attribute("download") == "boxes.json"
+    href = link.get_attribute("href")
+    assert json.loads(urllib.parse.unquote(href.split(",", 1)[1])) == data
+    cli = driver.find_element("id", "box-cli").get_attribute("value")
+    assert cli == "dcgan ablate --model_dir=RUN --boxes=boxes.json --layer=up2 --seeds=7,12"

@@ -9,6 +9,8 @@
 // Spherical interpolation and the arithmetic's means are computed in float64 exactly as
 // keras_dcgan.analysis.latent_walks.slerp and arithmetic.concept_vector do (NumPy's pairwise
 // summation included), then rounded to float32 as they are.
+// Boxes drawn on a sample (mouse drags on a canvas) become the box file of dcgan ablate
+// --boxes (keras_dcgan.analysis.ablation), made in the page: no request but the sample's.
 "use strict";
 
 (() => {
@@ -202,7 +204,10 @@
     grid.replaceChildren(...seeds.map((s, i) => {
       const fig = figure(out.png_bytes[i], `${s}`, `seed-${s}.png`, "sample");
       fig.dataset.seed = String(s);
-      fig.querySelector("img").addEventListener("click", () => toggle(s));
+      fig.querySelector("img").addEventListener("click", () => {
+        if ($("box-pick").checked) run($("boxes"), () => annotate(s));
+        else toggle(s);
+      });
       return fig;
     }));
     state.start = start;
@@ -461,6 +466,211 @@
     $("arith-view").hidden = false;
   }
 
+  // ------------------------------------------------------------------ boxes for dcgan ablate
+  // The box file of keras_dcgan.analysis.ablation (dcgan ablate --boxes): {"image_size": N,
+  // "model": "...", "samples": [{"seed": S, "boxes": [[x0, y0, x1, y1], ...]}, ...]}.
+  // A drag on the canvas (CANVAS css px square, over the sample) maps each of its two corners to
+  // image pixel coordinates with x = round(cssX * N / width) (the nearest pixel *edge*, clamped
+  // to 0..N), then x0 = min, x1 = max (x1 excluded, as in the file); same for y. A box with
+  // x0 == x1 or y0 == y1 (a click, or a drag under half a pixel) is refused.
+  const boxes = { seed: null, samples: new Map(), drag: null, pngs: new Map() };
+
+  function imageSize() {
+    if (!state.shape) throw new PageError("The model's metadata is not loaded yet.");
+    return state.shape[0];
+  }
+
+  async function annotate(seed) {
+    if (!boxes.pngs.has(seed)) {
+      const out = await predict("from_seeds", { seeds: [seed] });
+      state.latents.set(seed, out.z[0]);
+      boxes.pngs.set(seed, out.png_bytes[0]);
+    }
+    boxes.seed = seed;
+    $("box-seed").value = String(seed);
+    $("box-image").src = `data:image/png;base64,${boxes.pngs.get(seed).b64}`;
+    $("box-image").alt = `seed ${seed}`;
+    $("box-view").hidden = false;
+    showBoxes();
+  }
+
+  function chosenSeed() {
+    const text = $("box-seed").value;
+    if (text.trim() === "") {
+      throw new PageError("No seed chosen: type one, use the selection's last seed, or tick " +
+        "\"A click on the grid picks the seed\" and click a sample.");
+    }
+    return parseSeed(text, "The seed to annotate");
+  }
+
+  // The pointer's position on the canvas, in image pixel edges (0..N).
+  function toImage(event) {
+    const rect = $("box-canvas").getBoundingClientRect();
+    const size = imageSize();
+    const edge = (client, lo, extent) =>
+      Math.min(Math.max(Math.round(((client - lo) * size) / extent), 0), size);
+    return [edge(event.clientX, rect.left, rect.width), edge(event.clientY, rect.top, rect.height)];
+  }
+
+  function boxOf(a, b) {
+    return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])];
+  }
+
+  function drawBoxes() {
+    const canvas = $("box-canvas");
+    const ctx = canvas.getContext("2d");
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    if (boxes.seed === null || !state.shape) return;
+    const k = canvas.width / imageSize();
+    const stroke = (box, colour, label) => {
+      const [x0, y0, x1, y1] = box.map((v) => v * k);
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = "#000";
+      ctx.strokeRect(x0 + 1, y0 + 1, x1 - x0 - 2, y1 - y0 - 2);
+      ctx.lineWidth = 1;
+      ctx.strokeStyle = colour;
+      ctx.strokeRect(x0 + 1.5, y0 + 1.5, x1 - x0 - 3, y1 - y0 - 3);
+      if (label) {
+        ctx.font = "11px sans-serif";
+        ctx.fillStyle = colour;
+        ctx.fillText(label, x0 + 3, y0 + 12);
+      }
+    };
+    (boxes.samples.get(boxes.seed) || []).forEach((box, i) => stroke(box, "#ffeb3b", String(i + 1)));
+    if (boxes.drag && boxes.drag.end) stroke(boxOf(boxes.drag.start, boxes.drag.end), "#00e5ff");
+  }
+
+  function listItem(text, buttons) {
+    const li = document.createElement("li");
+    const span = document.createElement("span");
+    span.textContent = text;
+    li.append(span);
+    for (const [label, title, action] of buttons) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = label;
+      button.title = title;
+      button.addEventListener("click", action);
+      li.append(button);
+    }
+    return li;
+  }
+
+  function showBoxes() {
+    const seed = boxes.seed;
+    const own = boxes.samples.get(seed);
+    $("box-title").textContent = seed === null ? "" : `Seed ${seed}: ` + (own === undefined
+      ? "not annotated yet" : `${own.length} box${own.length === 1 ? "" : "es"}`);
+    $("box-list").replaceChildren(...(own || []).map((box, i) =>
+      listItem(`[${box.join(", ")}]`, [["Delete", `Delete box ${i + 1}`, () => {
+        own.splice(i, 1);
+        clearError();
+        showBoxes();
+      }]])));
+    $("box-samples").replaceChildren(...[...boxes.samples].map(([s, list]) => {
+      const li = listItem(`seed ${s}: ${list.length} box${list.length === 1 ? "" : "es"}`, [
+        ["Show", `Annotate seed ${s}`, () => run($("boxes"), () => annotate(s))],
+        ["Remove", `Leave seed ${s} out of the box file`, () => {
+          boxes.samples.delete(s);
+          clearError();
+          showBoxes();
+        }],
+      ]);
+      li.classList.toggle("current", s === seed);
+      li.dataset.seed = String(s);
+      return li;
+    }));
+    drawBoxes();
+    writeBoxFile();
+  }
+
+  function writeBoxFile() {
+    const link = $("box-download");
+    if (boxes.samples.size === 0 || !state.shape) {
+      setCopy("box-json", "");
+      setCopy("box-cli", "");
+      link.hidden = true;
+      link.removeAttribute("href");
+      return;
+    }
+    const file = { image_size: imageSize() };
+    const model = $("box-model").value.trim();
+    if (model) file.model = model;
+    file.samples = [...boxes.samples].map(([seed, list]) => ({ seed, boxes: list.map((b) => b.slice()) }));
+    const text = JSON.stringify(file);
+    setCopy("box-json", text);
+    link.href = `data:application/json;charset=utf-8,${encodeURIComponent(text)}`;
+    link.hidden = false;
+    setCopy("box-cli", "dcgan ablate --model_dir=RUN --boxes=boxes.json --layer=up2 " +
+      `--seeds=${[...boxes.samples.keys()].join(",")}`);
+  }
+
+  function startDrag(event) {
+    if (event.button !== 0 || boxes.seed === null) return;
+    event.preventDefault();
+    boxes.drag = { start: toImage(event), end: null };
+  }
+
+  function moveDrag(event) {
+    if (!boxes.drag) return;
+    boxes.drag.end = toImage(event);
+    drawBoxes();
+  }
+
+  function endDrag(event) {
+    if (!boxes.drag) return;
+    const box = boxOf(boxes.drag.start, toImage(event));
+    boxes.drag = null;
+    clearError();
+    if (box[2] - box[0] < 1 || box[3] - box[1] < 1) {
+      drawBoxes();
+      showError(`That box is ${box[2] - box[0]} x ${box[3] - box[1]} image pixels: a box ` +
+        "needs at least 1 pixel each way. Drag across the object (a click adds nothing).");
+      return;
+    }
+    if (!boxes.samples.has(boxes.seed)) boxes.samples.set(boxes.seed, []);
+    boxes.samples.get(boxes.seed).push(box);
+    showBoxes();
+  }
+
+  function addWithoutBoxes() {
+    if (boxes.seed === null) throw new PageError("No seed chosen: annotate a seed first.");
+    const own = boxes.samples.get(boxes.seed);
+    if (own && own.length) {
+      throw new PageError(`Seed ${boxes.seed} already has ${own.length} box` +
+        `${own.length === 1 ? "" : "es"}: delete them to keep it as a sample without boxes.`);
+    }
+    if (!own) boxes.samples.set(boxes.seed, []);
+    showBoxes();
+  }
+
+  function wireBoxes() {
+    const section = $("boxes");
+    $("box-controls").addEventListener("submit", (e) => {
+      e.preventDefault();
+      run(section, () => annotate(chosenSeed()));
+    });
+    $("box-from-selection").addEventListener("click", () => run(section, async () => {
+      readSelection();
+      if (!state.selection.length) {
+        throw new PageError("No seed chosen: the selection is empty (click a sample first).");
+      }
+      await annotate(state.selection[state.selection.length - 1]);
+    }));
+    $("box-add-empty").addEventListener("click", () => {
+      clearError();
+      try {
+        addWithoutBoxes();
+      } catch (e) {
+        showError(e.message);
+      }
+    });
+    $("box-model").addEventListener("input", writeBoxFile);
+    $("box-canvas").addEventListener("mousedown", startDrag);
+    window.addEventListener("mousemove", moveDrag);
+    window.addEventListener("mouseup", endDrag);
+  }
+
   // --------------------------------------------------------------------------------- wiring
   function modelName() {
     const asked = new URLSearchParams(window.location.search).get("model");
@@ -530,6 +740,7 @@
       e.preventDefault();
       run($("arithmetic"), runArithmetic);
     });
+    wireBoxes();
     for (const button of document.querySelectorAll(".copy-button")) {
       button.addEventListener("click", () => copy(button));
     }
@@ -546,6 +757,6 @@
   }
 
   // The functions the tests check against NumPy.
-  window.dcganExplorer = { slerp, lerp, linspace, pairwiseSum, mean, parseSeeds, state };
+  window.dcganExplorer = { slerp, lerp, linspace, pairwiseSum, mean, parseSeeds, state, boxes };
   init();
 })();
