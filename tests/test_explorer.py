@@ -489,4 +489,5 @@ def test_boxes_for_dcgan_ablate(served_run, driver):
     href = link.get_attribute("href")
     assert json.loads(urllib.parse.unquote(href.split(",", 1)[1])) == data
     cli = driver.find_element("id", "box-cli").get_attribute("value")
-    assert cli == "dcgan ablate --model_dir=RUN --boxes=boxes.json --layer=up2 --seeds=7,12"
+    # 32 px: the second-highest hidden block is up1
+    assert cli == "dcgan ablate --model_dir=RUN --boxes=boxes.json --layer=up1 --seeds=7,12"

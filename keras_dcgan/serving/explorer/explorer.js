@@ -601,8 +601,16 @@
     setCopy("box-json", text);
     link.href = `data:application/json;charset=utf-8,${encodeURIComponent(text)}`;
     link.hidden = false;
-    setCopy("box-cli", "dcgan ablate --model_dir=RUN --boxes=boxes.json --layer=up2 " +
+    setCopy("box-cli", `dcgan ablate --model_dir=RUN --boxes=boxes.json --layer=${paperLayer()} ` +
       `--seeds=${[...boxes.samples.keys()].join(",")}`);
+  }
+
+  // The paper's "second highest convolution layer" at this size: G's hidden blocks are project,
+  // up1 ... up{n-1} (n = log2(image_size) - 2), and it is the second from the top (up2 at 64 px,
+  // up1 at 32 px: block_names[-3] of keras_dcgan.analysis.ablation).
+  function paperLayer() {
+    const hidden = Math.round(Math.log2(imageSize())) - 2;
+    return hidden >= 3 ? `up${hidden - 2}` : "project";
   }
 
   function startDrag(event) {
