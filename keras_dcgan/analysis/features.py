@@ -482,16 +482,11 @@ def load_protocol_data(
     return LabelledImages(*pool, *test, num_classes, protocol.dataset)
 
 
-@dataclasses.dataclass
-class FeatureResult:
-    """One feature extractor under a protocol: per repeat the test error, the chosen C, the
-    validation error of every C of the grid and whether liblinear converged."""
+class RepeatedErrors:
+    """Test errors over a protocol's repeats (`test_errors`, a field of the subclass): their mean,
+    sample standard deviation and the report's "test error m% +- s%"."""
 
-    name: str
     test_errors: list[float]
-    chosen_C: list[float]
-    val_errors: list[dict[float, float]]
-    converged: list[bool]
 
     @property
     def mean(self) -> float:
@@ -502,6 +497,24 @@ class FeatureResult:
         """Sample standard deviation over repeats (0 for one repeat)."""
         errors = self.test_errors
         return float(np.std(errors, ddof=1)) if len(errors) > 1 else 0.0
+
+    def error_text(self) -> str:
+        text = f"test error {100 * self.mean:.2f}%"
+        if len(self.test_errors) > 1:
+            text += f" +- {100 * self.std:.2f}%"
+        return text
+
+
+@dataclasses.dataclass
+class FeatureResult(RepeatedErrors):
+    """One feature extractor under a protocol: per repeat the test error, the chosen C, the
+    validation error of every C of the grid and whether liblinear converged."""
+
+    name: str
+    test_errors: list[float]
+    chosen_C: list[float]
+    val_errors: list[dict[float, float]]
+    converged: list[bool]
 
     def to_dict(self) -> dict:
         return {
@@ -749,9 +762,7 @@ class ClassificationReport:
 
 
 def _error_text(result: FeatureResult) -> str:
-    text = f"test error {100 * result.mean:.2f}%"
-    if len(result.test_errors) > 1:
-        text += f" +- {100 * result.std:.2f}%"
+    text = result.error_text()
     counts = {c: result.chosen_C.count(c) for c in sorted(set(result.chosen_C))}
     chosen = ", ".join(f"{c:g}" + (f" x{k}" if k > 1 else "") for c, k in counts.items())
     return f"{text}  (C chosen: {chosen})"

@@ -29,27 +29,15 @@ MIN_STEPS = 25  # training steps per epoch (early stopping counts epochs)
 
 
 @dataclasses.dataclass
-class SupervisedResult:
+class SupervisedResult(F.RepeatedErrors):
     """Per repeat: the test error, the validation error and the epoch of the weights kept."""
 
     test_errors: list[float]
     val_errors: list[float]
     best_epochs: list[int]
 
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.test_errors))
-
-    @property
-    def std(self) -> float:
-        errors = self.test_errors
-        return float(np.std(errors, ddof=1)) if len(errors) > 1 else 0.0
-
     def text(self) -> str:
-        text = f"test error {100 * self.mean:.2f}%"
-        if len(self.test_errors) > 1:
-            text += f" +- {100 * self.std:.2f}%"
-        return f"{text}  (epochs kept: {', '.join(map(str, self.best_epochs))})"
+        return f"{self.error_text()}  (epochs kept: {', '.join(map(str, self.best_epochs))})"
 
     def to_dict(self) -> dict:
         return {
