@@ -150,17 +150,12 @@ def source_batches(source, image_size: int, channels: int, *, split: str = "trai
     """(ids, uint8 images [B, size, size, channels]) batches of a source's split, in source order,
     decoded as in training, at most `limit` images in all (None: the whole split); a generator,
     so only one batch is in memory at a time."""
-    from keras_dcgan.images import to_uint8
-
     validation.positive_int(limit, "limit", optional=True)
     validation.positive_int(batch_size, "batch_size")
     ds = source.examples(image_size, channels, split=split, holdout_fraction=holdout_fraction)
     if limit is not None:
         ds = ds.take(limit)
-    for raw, images in ds.batch(batch_size).as_numpy_iterator():
-        if images.dtype != np.uint8:  # digits: float in [-1, 1]
-            images = to_uint8(images)
-        yield [source.decode_id(bytes(r)) for r in raw], images
+    yield from source.id_batches(ds, batch_size)
 
 
 def _check_batch(batch, start: int, shape: tuple) -> tuple[list, np.ndarray]:

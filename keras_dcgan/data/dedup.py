@@ -58,7 +58,6 @@ import numpy as np
 from keras_dcgan import validation
 from keras_dcgan.data.keep_list import read_keep_list, write_keep_list  # noqa: F401 (also public here)
 from keras_dcgan.errors import UserError
-from keras_dcgan.images import to_uint8
 
 INPUT_SIZE = 32  # the paper's 32x32 downsampled centre crops
 INPUT_DIM = INPUT_SIZE * INPUT_SIZE * 3  # 3072
@@ -517,10 +516,7 @@ def _crops(source, ids, limit):
         ds = source.examples(INPUT_SIZE, 3, split="all")
         if limit is not None:
             ds = ds.take(limit)
-    for raw, images in ds.batch(HASH_CHUNK).as_numpy_iterator():
-        if images.dtype != np.uint8:  # digits: float in [-1, 1]
-            images = to_uint8(images)
-        yield [source.decode_id(bytes(r)) for r in raw], images
+    yield from source.id_batches(ds, HASH_CHUNK)
 
 
 def _training_subset(source, ids, train_samples, seed, limit) -> np.ndarray:

@@ -176,15 +176,20 @@ class ImageSource:
         if limit is not None:
             ds = ds.take(limit)
         ids, images = [], []
-        for raw, image in ds.batch(1024).as_numpy_iterator():
-            ids += [self.decode_id(bytes(r)) for r in raw]
-            images.append(image)
+        for batch_ids, batch in self.id_batches(ds, 1024):
+            ids += batch_ids
+            images.append(batch)
         if not images:
             raise UserError(f"{self.name} yielded no image.")
-        images = np.concatenate(images)
-        if images.dtype != np.uint8:  # digits: float in [-1, 1]
-            images = to_uint8(images)
-        return ids, images
+        return ids, np.concatenate(images)
+
+    def id_batches(self, ds: tf.data.Dataset, batch_size: int):
+        """(ids, uint8 images [B, size, size, channels]) batches of a dataset of (id bytes, image)
+        as `examples()` and `decoded()` give, in order; a generator, one batch in memory."""
+        for raw, images in ds.batch(batch_size).as_numpy_iterator():
+            if images.dtype != np.uint8:  # digits: float in [-1, 1]
+                images = to_uint8(images)
+            yield [self.decode_id(bytes(r)) for r in raw], images
 
     def fingerprint(self) -> str:
         return f"{self.kind}:{self.name}"
