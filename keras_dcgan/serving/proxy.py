@@ -13,7 +13,6 @@ that cannot be reached, or that does not answer within `timeout` seconds, gives 
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import threading
@@ -25,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from keras_dcgan.errors import UserError
 from keras_dcgan.serving import explorer
+from keras_dcgan.serving.ports import cannot_serve
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +148,7 @@ class ExplorerProxy:
         try:
             self._http = ThreadingHTTPServer((self.host, self._port), handler)
         except OSError as e:
-            why = ("address already in use (another server listens there); stop it or choose "
-                   "another --port") if e.errno == errno.EADDRINUSE else e.strerror  # fmt: skip
-            error = OSError(f"Cannot serve the explorer on {self.host}:{self._port}: {why}.")
-            error.errno = e.errno
-            raise error from None
+            raise cannot_serve("the explorer", self.host, self._port, e, "--port") from None
         self._http.daemon_threads = True
         self.port = self._http.server_address[1]
         threading.Thread(target=self._http.serve_forever, daemon=True).start()

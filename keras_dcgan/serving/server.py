@@ -60,6 +60,7 @@ from tensorflow_serving.apis import (
 
 from keras_dcgan.serving import explorer
 from keras_dcgan.serving.export import versions
+from keras_dcgan.serving.ports import cannot_serve, os_error
 
 log = logging.getLogger(__name__)
 
@@ -892,13 +893,6 @@ class _RestServer(ThreadingHTTPServer):
 
 
 # ------------------------------------------------------------------------------------ server
-def _os_error(number: int, message: str) -> OSError:
-    """An OSError whose text is `message` alone (no "[Errno N]" before it)."""
-    error = OSError(message)
-    error.errno = number
-    return error
-
-
 def _port_in_use_error(host: str, port: int, what: str, flag: str) -> OSError | None:
     """An OSError saying why (host, port) cannot be listened on, or None if it can now. The
     probe binds like gRPC and http.server do (SO_REUSEADDR, no SO_REUSEPORT)."""
@@ -907,20 +901,14 @@ def _port_in_use_error(host: str, port: int, what: str, flag: str) -> OSError | 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        return _os_error(errno.EADDRNOTAVAIL, f"Cannot serve {what} on {host}:{port}: {e}.")
+        return os_error(errno.EADDRNOTAVAIL, f"Cannot serve {what} on {host}:{port}: {e}.")
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                return _os_error(
-                    e.errno,
-                    f"Cannot serve {what} on {host}:{port}: address already in use (another "
-                    f"server listens there); stop it or choose another {flag}.",
-                )
-            return _os_error(e.errno, f"Cannot serve {what} on {host}:{port}: {e.strerror}.")
+            return cannot_serve(what, host, port, e, flag)
     return None
 
 
@@ -1022,15 +1010,7 @@ class LocalModelServer:
         try:
             self._http = _RestServer((self.host, self._rest_port), handler, self.max_connections)
         except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise _os_error(
-                    e.errno,
-                    f"Cannot serve REST on {self.host}:{self._rest_port}: address already in use "
-                    "(another server listens there); stop it or choose another --rest_api_port.",
-                ) from None
-            raise _os_error(
-                e.errno, f"Cannot serve REST on {self.host}:{self._rest_port}: {e.strerror}."
-            ) from None
+            raise cannot_serve("REST", self.host, self._rest_port, e, "--rest_api_port") from None
         self.rest_port = self._http.server_address[1]
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
 
